@@ -1,0 +1,1 @@
+"""The edge runtime: frames in, Face records out, with no TensorFlow installed."""

@@ -1,0 +1,127 @@
+"""``FaceAnalyzer``: detector + shared crop + classifier, composed. The library's front door.
+
+    from edgeag import FaceAnalyzer
+    faces = FaceAnalyzer().analyze("photo.jpg")      # or an RGB uint8 array
+    print([f.to_dict() for f in faces])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeag.edge.classifier import AgeGenderClassifier
+from edgeag.edge.crop import Detection, crop_face
+from edgeag.edge.detector import FaceDetector
+from edgeag.edge.face import Face
+from edgeag.errors import BadInputError
+
+
+@dataclass
+class FaceAnalyzerOptions:
+    """Options of a ``FaceAnalyzer`` (MediaPipe Tasks style: one dataclass, then ``create_from_options``)."""
+
+    model_path: str | Path | None = None  # classifier .tflite; None = bundled default
+    detector_path: str | Path | None = None  # BlazeFace .tflite; None = bundled
+    min_confidence: float = 0.5  # detector score threshold
+    threads: int | None = None  # LiteRT threads for the classifier
+    video: bool = False  # MediaPipe VIDEO mode: frames of one stream, increasing timestamps
+    max_faces: int | None = None  # keep only the N most confident faces
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8. Raises BadInputError for a missing or undecodable file."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"image not found: {p}")
+    data = np.fromfile(p, np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise BadInputError(f"cannot decode image: {p}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class FaceAnalyzer:
+    """Finds faces and estimates age, gender and ethnicity for each.
+
+    ``analyze(image)`` returns a list of ``Face`` records; ``last_timings`` holds the milliseconds the
+    last call spent per stage (detect, crop, classify).
+    """
+
+    def __init__(self, options: FaceAnalyzerOptions | None = None, **kwargs) -> None:
+        self.options = options or FaceAnalyzerOptions(**kwargs)
+        o = self.options
+        self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)
+        self.detector = FaceDetector(o.detector_path, min_confidence=o.min_confidence, video=o.video)
+        self.spec = self.classifier.crop_spec
+        self._genders = self.classifier.labels["gender"]
+        self._ethnicities = self.classifier.labels["ethnicity"]
+        self.last_timings: dict[str, float] = {}
+
+    @classmethod
+    def create_from_options(cls, options: FaceAnalyzerOptions) -> "FaceAnalyzer":
+        return cls(options)
+
+    @property
+    def metadata(self) -> dict:
+        """The classifier's embedded metadata (input, labels, training data, version)."""
+        return self.classifier.metadata
+
+    def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
+        dets = self.detector.detect(rgb, timestamp_ms)
+        return dets[: self.options.max_faces] if self.options.max_faces else dets
+
+    def classify(self, rgb: np.ndarray, dets: list[Detection]) -> list[Face]:
+        """Crop every detection with the shared crop function and classify them in one batch."""
+        t0 = time.perf_counter()
+        if dets:
+            crops = np.stack([crop_face(rgb, d, self.spec) for d in dets])
+        t1 = time.perf_counter()
+        faces: list[Face] = []
+        if dets:
+            p = self.classifier.predict(crops)
+            for i, d in enumerate(dets):
+                pf = float(p["p_female"][i])
+                e = p["ethnicity"][i]
+                ei = int(e.argmax())
+                x, y, w, h = d.box
+                faces.append(Face(
+                    box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
+                    age=float(p["age"][i]), gender=self._genders[int(pf >= 0.5)],
+                    gender_confidence=max(pf, 1.0 - pf), ethnicity=self._ethnicities[ei],
+                    ethnicity_confidence=float(e[ei]), extra={"p_female": round(pf, 4)}))
+        t2 = time.perf_counter()
+        self.last_timings.update(crop_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3)
+        return faces
+
+    def analyze(self, image: np.ndarray | str | Path, timestamp_ms: int | None = None) -> list[Face]:
+        """Faces in one RGB uint8 image (H, W, 3) or image file, most confident first."""
+        rgb = load_image(image) if isinstance(image, (str, Path)) else _check_rgb(image)
+        t0 = time.perf_counter()
+        dets = self.detect(rgb, timestamp_ms)
+        self.last_timings = {"detect_ms": (time.perf_counter() - t0) * 1e3}
+        return self.classify(rgb, dets)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> "FaceAnalyzer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_rgb(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise BadInputError("image must be a uint8 numpy array (H, W, 3) in RGB order, or a path")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
+        raise BadInputError(f"image must be (H, W, 3) RGB uint8; got shape {image.shape}")
+    return image[:, :, :3] if image.shape[2] == 4 else image

@@ -1,0 +1,94 @@
+"""MediaPipe Tasks BlazeFace detector, returning plain ``Detection`` records in pixels.
+
+mediapipe is imported lazily: with TensorFlow installed it drags TF in (seconds, hundreds of MB).
+"""
+
+from __future__ import annotations
+
+import weakref
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgeag.edge.crop import Detection
+from edgeag.errors import ModelError
+
+DEFAULT_DETECTOR = "face_detection_short_range.tflite"
+
+
+def bundled_detector_path() -> Path:
+    """Path of the BlazeFace short-range model shipped in the package (Apache-2.0, see models/NOTICE.md)."""
+    return Path(str(resources.files("edgeag.edge.models") / DEFAULT_DETECTOR))
+
+
+class FaceDetector:
+    """Finds faces in RGB uint8 frames.
+
+    ``video=True`` uses MediaPipe's VIDEO running mode (timestamps must increase; cheaper tracking of
+    the same faces frame to frame); otherwise IMAGE mode, for unrelated photos.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, min_confidence: float = 0.5,
+                 video: bool = False) -> None:
+        path = Path(model_path) if model_path else bundled_detector_path()
+        if not path.is_file():
+            raise ModelError(f"face detector model not found: {path}")
+        from mediapipe.tasks.python import BaseOptions
+        from mediapipe.tasks.python import vision
+
+        import mediapipe as mp
+
+        self._mp = mp
+        self.video = video
+        mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=path.read_bytes()),
+            running_mode=mode,
+            min_detection_confidence=float(min_confidence),
+        )
+        try:
+            self._task = vision.FaceDetector.create_from_options(options)
+        except Exception as exc:  # mediapipe raises RuntimeError/ValueError with C++ text
+            raise ModelError(f"cannot load face detector {path}: {exc}") from None
+        self._last_ts = -1
+        # Close at interpreter exit, before module teardown (mediapipe's own __del__ fails that late).
+        self._finalizer = weakref.finalize(self, self._task.close)
+
+    def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
+        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale is accepted too."""
+        if rgb.ndim == 2 or rgb.shape[2] == 1:
+            rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+        if not rgb.flags.c_contiguous:
+            rgb = np.ascontiguousarray(rgb)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        if self.video:
+            ts = self._last_ts + 1 if timestamp_ms is None else max(int(timestamp_ms), self._last_ts + 1)
+            self._last_ts = ts
+            result = self._task.detect_for_video(image, ts)
+        else:
+            result = self._task.detect(image)
+        h, w = rgb.shape[:2]
+        out = []
+        for d in result.detections:
+            bb = d.bounding_box
+            kps = d.keypoints or []
+            eyes = [(kp.x * w, kp.y * h) for kp in kps[:2]]
+            out.append(Detection(
+                box=(float(bb.origin_x), float(bb.origin_y), float(bb.width), float(bb.height)),
+                score=float(d.categories[0].score) if d.categories else 0.0,
+                right_eye=eyes[0] if len(eyes) == 2 else None,
+                left_eye=eyes[1] if len(eyes) == 2 else None,
+            ))
+        out.sort(key=lambda d: -d.score)
+        return out
+
+    def close(self) -> None:
+        """Release the MediaPipe graph (also done automatically at exit); safe to call twice."""
+        self._finalizer()
+
+    def __enter__(self) -> "FaceDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,201 @@
+"""The ``edgeag`` command: one grammar over the life cycle (train, quantize, evaluate, run, serve, benchmark).
+
+Each command is thin: it parses options and calls one library function. Heavy imports happen inside.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgeag._version import __version__
+from edgeag.cli_common import err_console, handle_errors
+
+app = typer.Typer(
+    name="edgeag",
+    help="Face age and gender estimation on edge devices: train, quantize, evaluate, run, serve, benchmark.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgeag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """edgeag command line."""
+
+
+@app.command()
+@handle_errors
+def train(
+    data: Path = typer.Option(..., "--data", help="UTKFace folder/.tar/.tar.gz/.zip, or a Kaggle 48x48 CSV."),
+    out: Path = typer.Option(..., "--out", help="Folder for the model, config, history, metrics and plots."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file", help="CSV file,split; default: seeded hash split."),
+    arch: str = typer.Option("mobilenet", help="mobilenet (default), resnet or efficientnet."),
+    input_size: int = typer.Option(80, help="Crop size in pixels."),
+    channels: int = typer.Option(3, help="3 = RGB, 1 = grayscale (the Kaggle CSV is grayscale)."),
+    width: float = typer.Option(0.75, help="Channel multiplier."),
+    depth: float = typer.Option(1.0, help="Block-count multiplier."),
+    expansion: int = typer.Option(3, help="Inverted-residual expansion (mobilenet, efficientnet)."),
+    dropout: float = typer.Option(0.2),
+    epochs: int = typer.Option(30),
+    batch_size: int = typer.Option(128),
+    lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
+    age_loss: str = typer.Option("l1", help="l1, mse or huber."),
+    patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
+    margin: float = typer.Option(0.3, help="Crop margin around the detector box (fraction of its side)."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N training records (quick runs)."),
+    seed: int = typer.Option(0),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder (default ~/.cache/edgeag or $EDGEAG_CACHE)."),
+) -> None:
+    """Train an age/gender/ethnicity model (needs edgeag\\[train])."""
+    from edgeag.train.fit import TrainConfig, train as run_train
+    from edgeag.train.model import ModelConfig
+
+    _require_tf()
+    mcfg = ModelConfig(arch=arch, input_size=input_size, channels=channels, width=width, depth=depth,
+                       dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2)
+    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
+                       seed=seed, augment=not no_augment, limit=limit)
+    m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
+                  cache_dir=cache_dir)
+    o = m["overall"]
+    err_console.print(f"[green]done[/]: val age MAE {o['age_mae']:.2f}, CS@5 {100 * o['age_cs5']:.1f}%, "
+                      f"gender {100 * o['gender_accuracy']:.1f}%, ethnicity {100 * o['ethnicity_accuracy']:.1f}% "
+                      f"-> {out}")
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    model: Path = typer.Argument(..., help="A .tflite file or a folder written by `edgeag train`."),
+    data: Path = typer.Option(..., "--data", help="Data set (as for train)."),
+    split: str = typer.Option("test", help="train, val or test."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, report.md and PNGs here."),
+    tta: bool = typer.Option(False, "--tta", help="Average with the mirrored crop (test-time flip)."),
+    seed: int = typer.Option(0, help="Seed of the hash split (without --split-file)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a model: MAE, CS@5, bias, gender and ethnicity accuracy, per age group and ethnicity."""
+    import json
+
+    from edgeag.train.evaluate import evaluate_model, markdown_table
+
+    m = evaluate_model(model, data, split=split, split_file=split_file, out=out, tta_flip=tta, seed=seed)
+    clean = {k: v for k, v in m.items() if not k.startswith("_")}
+    if as_json:
+        typer.echo(json.dumps(clean, indent=2))
+    else:
+        _print_report(clean)
+    if out:
+        err_console.print(f"report written to {out}")
+
+
+def _print_report(m: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{m['model']} - {m['data']['path']} [{m['split']}]" + (" +flip" if m.get("tta_flip") else ""))
+    for col in ("group", "n", "age MAE", "CS@5", "bias", "gender", "ethnicity"):
+        t.add_column(col, justify="left" if col == "group" else "right")
+
+    def add(name, g, style=None):
+        if g.get("n"):
+            t.add_row(name, str(g["n"]), f"{g['age_mae']:.2f}", f"{100 * g['age_cs5']:.1f}%",
+                      f"{g['age_mean_signed_error']:+.2f}", f"{100 * g['gender_accuracy']:.1f}%",
+                      f"{100 * g['ethnicity_accuracy']:.1f}%", style=style)
+
+    add("overall", m["overall"], "bold")
+    for by, label in (("by_age", "age"), ("by_gender", ""), ("by_ethnicity", "")):
+        t.add_section()
+        for k, g in m[by].items():
+            add(f"{label} {k}".strip(), g)
+    Console().print(t)
+    w = m["worst"]
+    Console().print(f"worst age group: {w['by_age']['age_mae'][0]} (MAE {w['by_age']['age_mae'][1]:.2f}, "
+                    f"{m['max_bucket_mae_ratio']:.2f}x overall); worst ethnicity: "
+                    f"{w['by_ethnicity']['age_mae'][0]} (MAE {w['by_ethnicity']['age_mae'][1]:.2f})", highlight=False)
+
+
+@app.command()
+@handle_errors
+def quantize(
+    model_dir: Path = typer.Argument(..., help="Folder written by `edgeag train`."),
+    out: Path = typer.Option(..., "--out", help="Output .tflite file."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data for calibration and the float-vs-quantized check "
+                                        "(default: the training data recorded in config.json)."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file"),
+    mode: str = typer.Option("int8", help="int8 (full integer), float16, dynamic or float32."),
+    samples: int = typer.Option(300, help="Representative crops for int8 calibration."),
+    check_split: str = typer.Option("test", help="Split on which float and converted models are compared."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the float-vs-converted evaluation."),
+) -> None:
+    """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop."""
+    import json
+
+    from edgeag.quantize.convert import quantize as run_quantize
+
+    _require_tf()
+    if out.suffix.lower() != ".tflite":
+        from edgeag.errors import BadInputError
+
+        raise BadInputError(f"--out must end in .tflite: {out}")
+    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples)
+    err_console.print(f"[green]wrote[/] {r['path']} ({r['bytes'] / 1024:.0f} KB, {mode})")
+    if no_check:
+        return
+    from edgeag.train.evaluate import evaluate_model
+
+    config = json.loads((model_dir / "config.json").read_text())
+    data = data or Path(config["data"]["path"])
+    split_file = split_file or (Path(config["data"]["split_file"]) if config["data"].get("split_file") else None)
+    f = evaluate_model(model_dir, data, split=check_split, split_file=split_file)["overall"]
+    q = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]
+    err_console.print(
+        f"{check_split} split: age MAE float {f['age_mae']:.3f} -> {mode} {q['age_mae']:.3f} "
+        f"(+{q['age_mae'] - f['age_mae']:.3f}); gender float {100 * f['gender_accuracy']:.2f}% -> "
+        f"{100 * q['gender_accuracy']:.2f}% ({100 * (q['gender_accuracy'] - f['gender_accuracy']):+.2f} points); "
+        f"ethnicity {100 * f['ethnicity_accuracy']:.2f}% -> {100 * q['ethnicity_accuracy']:.2f}%")
+
+
+def _require_tf() -> None:
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is None:
+            raise ImportError
+    except ImportError:
+        from edgeag.errors import EdgeagError
+
+        raise EdgeagError("this command needs TensorFlow: pip install 'edgeag[train]'", 2) from None
+
+
+# Commands of the runtime, the server and the benchmark live in their own modules.
+from edgeag.cli_run import predict, run  # noqa: E402
+from edgeag.cli_serve import serve  # noqa: E402
+from edgeag.cli_benchmark import benchmark  # noqa: E402
+
+app.command(help="Analyse frames from a camera, video, stream or images: boxes, age, gender, live.")(run)
+app.command(help="Analyse photos: a table, or one JSON object per image with --json.")(predict)
+app.command(help="Start the web interface and HTTP API (needs edgeag\\[serve]).")(serve)
+app.command(help="Measure per-stage latency, FPS, size and memory on this device.")(benchmark)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""What every CLI command shares: clean errors with exit codes, and lazy-import discipline.
+
+Command modules import heavy libraries (TensorFlow, MediaPipe, LiteRT) inside the command function,
+never at module top: `edgeag --help` must stay instant and an edge device has no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def quiet_native_logs() -> None:
+    """Silence TensorFlow/absl/glog chatter on stderr (set before those libraries load)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+def handle_errors(fn):
+    """Turn expected failures into one red line and an exit code; Ctrl-C into exit 130. No tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        quiet_native_logs()
+        try:
+            return fn(*args, **kwargs)
+        except EdgeagError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except MemoryError:
+            err_console.print("[red]error:[/] out of memory")
+            raise typer.Exit(EXIT_RUNTIME) from None
+        except Exception as exc:  # last resort: a bug, but still no traceback for the user
+            err_console.print(f"[red]error:[/] unexpected {type(exc).__name__}: {exc}")
+            if os.environ.get("EDGEAG_DEBUG"):
+                raise
+            err_console.print("set EDGEAG_DEBUG=1 to see the traceback")
+            raise typer.Exit(EXIT_RUNTIME) from None
+
+    return wrapper
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Print an error and exit (for checks inside commands)."""
+    err_console.print(f"[red]error:[/] {message}")
+    sys.stderr.flush()
+    raise typer.Exit(code)

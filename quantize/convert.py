@@ -1,0 +1,129 @@
+"""``edgeag quantize``: convert a trained model folder to TFLite with embedded edgeag metadata.
+
+``int8`` is full-integer: every op from TFLITE_BUILTINS_INT8, uint8 input (the crop as it is), int8
+outputs, calibrated on crops of the training split made by the same ``crop_face`` as everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgeag._version import __version__
+from edgeag.edge.crop import CropSpec
+from edgeag.edge.metadata import write_metadata
+from edgeag.errors import BadInputError, EdgeagError, ModelError
+
+MODES = ("int8", "float16", "dynamic", "float32")
+
+
+def load_model_dir(model_dir: str | Path) -> tuple[object, dict]:
+    """(Keras model, config.json) of a folder written by ``edgeag train``."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise ModelError(f"not a model folder: {d} (expected the --out folder of `edgeag train`)")
+    if not (d / "model.keras").is_file() or not (d / "config.json").is_file():
+        raise ModelError(f"{d} lacks model.keras or config.json: is it a folder written by `edgeag train`?")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        config = json.loads((d / "config.json").read_text())
+        model = keras.models.load_model(d / "model.keras")
+    except Exception as exc:
+        raise ModelError(f"cannot load model from {d}: {exc}") from None
+    return model, config
+
+
+def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
+    """The edgeag metadata for a model converted from a folder's ``config.json``."""
+    return {
+        "edgeag_version": __version__,
+        "mode": mode,
+        "crop": config["crop"],
+        "input": {**config["input"], "dtype": "uint8" if mode == "int8" else "float32"},
+        "outputs": {"age": "years", "gender": "P(female)", "ethnicity": "probabilities over labels.ethnicity"},
+        "labels": config["labels"],
+        "age_range": [0, 116],
+        "architecture": config["model"],
+        "params": config.get("params"),
+        "macs": config.get("macs"),
+        "training": {"data": Path(config["data"]["path"]).name, "split_file": config["data"].get("split_file")
+                     and Path(config["data"]["split_file"]).name, "created": config.get("created"),
+                     "seed": config.get("train", {}).get("seed"), "licence": "UTKFace: non-commercial research only"},
+        "converted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+
+
+def convert(model, mode: str, representative: np.ndarray | None = None) -> bytes:
+    """Keras model -> TFLite bytes (no metadata yet)."""
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        # Keras 3 models convert through a SavedModel; its signature keeps the output names.
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if mode == "int8":
+            if representative is None or len(representative) == 0:
+                raise BadInputError("int8 conversion needs a non-empty representative data set")
+
+            def rep():
+                for x in representative:
+                    yield [x[None].astype(np.float32)]
+
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = rep
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.uint8
+            conv.inference_output_type = tf.int8
+        elif mode == "float16":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        elif mode == "dynamic":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        try:
+            return conv.convert()
+        except Exception as exc:  # converter errors are long C++ dumps: keep the first line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EdgeagError(f"TFLite conversion ({mode}) failed: {first}") from None
+
+
+def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None = None,
+             split_file: str | Path | None = None, mode: str = "int8", samples: int = 300,
+             seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Convert ``model_dir`` to ``out`` (.tflite) with metadata. Returns {"path", "bytes", "mode"}."""
+    from edgeag.train.cache import load_crops
+    from edgeag.train.datasets import Dataset
+
+    if mode not in MODES:
+        raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    model, config = load_model_dir(model_dir)
+    representative = None
+    if mode == "int8":
+        data = data or config["data"]["path"]
+        split_file = split_file or config["data"].get("split_file")
+        if samples < 1:
+            raise BadInputError("--samples must be at least 1")
+        spec = CropSpec.from_dict(config["crop"])
+        crops, _ = load_crops(Dataset(data, split_file, seed=seed), spec, None, cache_dir=cache_dir,
+                              progress=progress)
+        tr = crops.subset("train")
+        pool = tr if len(tr) else crops
+        idx = np.random.default_rng(seed).permutation(len(pool))[:samples]
+        representative = pool.x[np.sort(idx)]
+    tfl = convert(model, mode, representative)
+    meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
+                                         else None})
+    blob = write_metadata(tfl, meta)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(blob)
+    return {"path": str(out), "bytes": len(blob), "mode": mode}

@@ -1,0 +1,75 @@
+"""Shared fixtures. Faces come from ../shared/data (never committed: non-commercial licence)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGEAG_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+UTK_TAR = DATA / "UTKFace.tar"
+SPLIT_FILE = DATA / "utkface_split.csv"
+KAGGLE_CSV = DATA / "age_gender_sample.csv"
+
+needs_data = pytest.mark.skipif(not UTK_TAR.is_file(), reason=f"UTKFace not found at {DATA} (../shared/data)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Crop caches of tests go to a per-session temp folder, never the user's ~/.cache."""
+    monkeypatch.setenv("EDGEAG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def utk_members(n: int, split: str | None = None, start: int = 0) -> list[tuple[str, bytes]]:
+    """The first n well-named UTKFace files (name, JPEG bytes), optionally of one split."""
+    import csv
+
+    splits = {}
+    if split:
+        with SPLIT_FILE.open() as f:
+            splits = {r["file"]: r["split"] for r in csv.DictReader(f)}
+    out = []
+    skipped = 0
+    with tarfile.open(UTK_TAR) as tf:
+        for m in tf:
+            if not m.isfile():
+                continue
+            name = os.path.basename(m.name)
+            if name.count("_") < 3 or (split and splits.get(name) != split):
+                continue
+            if skipped < start:
+                skipped += 1
+                continue
+            out.append((name, tf.extractfile(m).read()))
+            if len(out) >= n:
+                break
+    return out
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]], prefix: str = "UTKFace/") -> Path:
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(prefix + name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def utk_sample() -> list[tuple[str, bytes]]:
+    """A spread of 60 test-split faces (every 10th), decoded lazily by the tests that need them."""
+    if not UTK_TAR.is_file():
+        pytest.skip(f"UTKFace not found at {DATA} (../shared/data)")
+    return utk_members(600, split="test")[::10]
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -1,0 +1,260 @@
+"""Readers for UTKFace (folder, .tar, .tar.gz, .zip) and the Kaggle 48x48 CSV, behind one interface.
+
+Every reader yields ``Record``s and never crashes on a bad entry: badly named files, short pixel rows,
+non-numeric fields and undecodable images are skipped and counted in a ``SkipReport``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+import tarfile
+import zipfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from edgeag.errors import BadInputError
+
+SPLITS = ("train", "val", "test")
+ETHNICITIES = ("White", "Black", "Asian", "Indian", "Others")
+GENDERS = ("male", "female")
+# AGE_GENDER_RACE_DATETIME.jpg.chip.jpg; the date part and the suffixes vary, the three labels do not.
+_UTK_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_[^/\\]*\.(jpe?g|png)$", re.IGNORECASE)
+_IMAGE_EXT = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class Record:
+    """One labelled face image. ``image`` is uint8 RGB (H, W, 3) or grayscale (H, W)."""
+
+    image: np.ndarray
+    age: int
+    gender: int  # 0 = male, 1 = female
+    ethnicity: int  # 0..4, see ETHNICITIES
+    id: str
+    split: str = ""
+
+
+@dataclass
+class SkipReport:
+    """Entries left out, counted by reason, with a few examples of each."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, example: str) -> None:
+        self.counts[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < 3:
+            ex.append(example)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        if not self.total:
+            return "skipped 0 entries"
+        parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason])})" for reason, n in self.counts.items()]
+        return f"skipped {self.total} entries: " + "; ".join(parts)
+
+
+def parse_utk_name(name: str) -> tuple[int, int, int] | None:
+    """(age, gender, ethnicity) from a UTKFace file name, or None if the name is malformed."""
+    m = _UTK_NAME.match(os.path.basename(name))
+    if not m:
+        return None
+    age = int(m.group(1))
+    if not 0 <= age <= 120:
+        return None
+    return age, int(m.group(2)), int(m.group(3))
+
+
+def decode_image(data: bytes) -> np.ndarray | None:
+    """JPEG/PNG bytes to RGB uint8, or None when they do not decode."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if arr is None or arr.size == 0:
+        return None
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def read_split_file(path: str | Path) -> dict[str, str]:
+    """``file,split`` CSV to {file name: split}."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"split file not found: {p}")
+    out: dict[str, str] = {}
+    with p.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"file", "split"} <= set(reader.fieldnames):
+            raise BadInputError(f"split file {p} needs the columns file,split (has {reader.fieldnames})")
+        for row in reader:
+            if row["split"] in SPLITS:
+                out[os.path.basename(row["file"])] = row["split"]
+    if not out:
+        raise BadInputError(f"split file {p} names no train/val/test entries")
+    return out
+
+
+def hash_split(item_id: str, seed: int = 0, fractions: tuple[float, float] = (0.8, 0.9)) -> str:
+    """A deterministic 80/10/10 split from a stable hash of the id: no order or platform dependence."""
+    u = (zlib.crc32(f"{seed}:{item_id}".encode()) & 0xFFFFFFFF) / 2**32
+    return "train" if u < fractions[0] else "val" if u < fractions[1] else "test"
+
+
+class Dataset:
+    """A labelled face data set on disk.
+
+    Args:
+        path: UTKFace folder, ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive of one, or a Kaggle CSV.
+        split_file: optional ``file,split`` CSV; without it a seeded hash split is used.
+        seed: seed of the hash split.
+    """
+
+    def __init__(self, path: str | Path, split_file: str | Path | None = None, seed: int = 0) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BadInputError(f"data path does not exist: {self.path}")
+        name = self.path.name.lower()
+        if self.path.is_dir():
+            self.kind = "utkface-dir"
+        elif name.endswith((".tar", ".tar.gz", ".tgz")):
+            self.kind = "utkface-tar"
+        elif name.endswith(".zip"):
+            self.kind = "utkface-zip"
+        elif name.endswith(".csv"):
+            self.kind = "kaggle-csv"
+        else:
+            raise BadInputError(
+                f"unknown data format: {self.path} (expected a UTKFace folder, .tar, .tar.gz, .zip or a Kaggle .csv)")
+        self.split_file = Path(split_file) if split_file else None
+        self.seed = seed
+        self._split_map = read_split_file(split_file) if split_file else None
+        self.skipped = SkipReport()
+        self.yielded = 0
+
+    def fingerprint(self) -> dict:
+        """What identifies this data for caching: path, size and mtime of the data and of the split file."""
+        def stat(p: Path | None) -> list | None:
+            if p is None:
+                return None
+            st = p.stat()
+            return [str(p.resolve()), st.st_size, int(st.st_mtime)]
+        return {"data": stat(self.path), "split_file": stat(self.split_file), "seed": self.seed}
+
+    def split_of(self, item_id: str) -> str | None:
+        if self._split_map is not None:
+            return self._split_map.get(item_id)
+        return hash_split(item_id, self.seed)
+
+    def records(self, split: str | None = None) -> Iterator[Record]:
+        """Decoded records, in storage order; ``split`` = None yields every split.
+
+        Raises BadInputError at the end if nothing usable was found.
+        """
+        if split is not None and split not in SPLITS:
+            raise BadInputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        self.skipped = SkipReport()
+        self.yielded = 0
+        reader = self._read_csv(split) if self.kind == "kaggle-csv" else self._read_utk(split)
+        for rec in reader:
+            self.yielded += 1
+            yield rec
+        if self.yielded == 0:
+            what = f"split {split!r} of " if split else ""
+            raise BadInputError(f"no usable records in {what}{self.path}; {self.skipped.summary()}")
+
+    def _wanted(self, item_id: str, split: str | None) -> str | None:
+        """The entry's split if it is wanted, else None (counting entries the split file lacks)."""
+        s = self.split_of(item_id)
+        if s is None:
+            self.skipped.add("not in split file", item_id)
+            return None
+        return s if split is None or s == split else None
+
+    # -- UTKFace ---------------------------------------------------------------------------------
+    def _utk_entries(self) -> Iterator[tuple[str, callable]]:
+        """(name, read-bytes callable) for every image-like entry, without unpacking to disk."""
+        if self.kind == "utkface-dir":
+            for p in sorted(self.path.rglob("*")):
+                if p.is_file() and p.suffix.lower() in _IMAGE_EXT:
+                    yield p.name, p.read_bytes
+        elif self.kind == "utkface-tar":
+            try:
+                tf = tarfile.open(self.path, "r:*")
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise BadInputError(f"cannot read archive {self.path}: {exc}") from None
+            with tf:
+                try:
+                    for m in tf:
+                        if m.isfile() and m.name.lower().endswith(_IMAGE_EXT):
+                            f = tf.extractfile(m)
+                            yield os.path.basename(m.name), f.read
+                except (tarfile.TarError, OSError, EOFError) as exc:
+                    self.skipped.add("truncated archive", f"{self.path.name}: {exc}")
+        else:
+            try:
+                zf = zipfile.ZipFile(self.path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise BadInputError(f"cannot read archive {self.path}: {exc}") from None
+            with zf:
+                for info in zf.infolist():
+                    if not info.is_dir() and info.filename.lower().endswith(_IMAGE_EXT):
+                        yield os.path.basename(info.filename), (lambda i=info: zf.read(i))
+
+    def _read_utk(self, split: str | None) -> Iterator[Record]:
+        for name, read in self._utk_entries():
+            labels = parse_utk_name(name)
+            if labels is None:
+                self.skipped.add("badly named file", name)
+                continue
+            s = self._wanted(name, split)
+            if s is None:
+                continue
+            try:
+                image = decode_image(read())
+            except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
+                self.skipped.add("unreadable entry", f"{name}: {exc}")
+                continue
+            if image is None:
+                self.skipped.add("undecodable image", name)
+                continue
+            yield Record(image, *labels, id=name, split=s)
+
+    # -- Kaggle CSV ------------------------------------------------------------------------------
+    def _read_csv(self, split: str | None) -> Iterator[Record]:
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        with self.path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            need = {"age", "ethnicity", "gender", "pixels"}
+            if not reader.fieldnames or not need <= set(reader.fieldnames):
+                raise BadInputError(f"{self.path} is not in the Kaggle format: needs columns "
+                                    f"age,ethnicity,gender,img_name,pixels (has {reader.fieldnames})")
+            for i, row in enumerate(reader, start=2):
+                row_id = (row.get("img_name") or "").strip() or f"row{i}"
+                s = self._wanted(row_id, split)
+                if s is None:
+                    continue
+                try:
+                    age, eth, gender = int(row["age"]), int(row["ethnicity"]), int(row["gender"])
+                    pixels = np.array(row["pixels"].split(), dtype=np.int32)
+                except (ValueError, TypeError, AttributeError):
+                    self.skipped.add("non-numeric field", f"line {i}")
+                    continue
+                side = int(round(len(pixels) ** 0.5))
+                if side < 8 or side * side != len(pixels):
+                    self.skipped.add("wrong pixel count", f"line {i} ({len(pixels)} values)")
+                    continue
+                if not (0 <= age <= 120 and gender in (0, 1) and 0 <= eth <= 4) or pixels.min() < 0 \
+                        or pixels.max() > 255:
+                    self.skipped.add("value out of range", f"line {i}")
+                    continue
+                yield Record(pixels.astype(np.uint8).reshape(side, side), age, gender, eth, id=row_id, split=s)

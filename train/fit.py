@@ -1,0 +1,233 @@
+"""``edgeag train``: fit a multi-head model on cached crops and write a self-contained model folder.
+
+Folder contents: ``model.keras``, ``config.json`` (everything to rebuild and to preprocess),
+``history.csv``, ``metrics.json`` (validation), ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgeag._version import __version__
+from edgeag.edge.crop import CropSpec
+from edgeag.errors import BadInputError
+from edgeag.train.cache import CropSet, load_crops
+from edgeag.train.datasets import Dataset
+from edgeag.train.model import ModelConfig
+
+AGE_LOSSES = ("l1", "mse", "huber")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.02
+    age_loss: str = "l1"
+    loss_weights: dict = field(default_factory=lambda: {"age": 0.1, "gender": 1.0, "ethnicity": 0.5})
+    patience: int = 10
+    seed: int = 0
+    augment: bool = True
+    limit: int | None = None  # use only the first N records of each split (quick runs, tests)
+
+
+def _augmenter(seed: int):
+    import keras
+    from keras import layers
+
+    # Mild geometric and photometric jitter: detector boxes move a little from frame to frame and
+    # cameras differ in exposure; large rotations would fight the eye alignment the crop already did.
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.03, fill_mode="constant", seed=seed + 1),
+        layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+        layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed + 3),
+        layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
+        layers.RandomContrast(0.2, seed=seed + 5),
+    ], name="augment")
+
+
+def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int):
+    import tensorflow as tf
+
+    y = {"age": crops.age.reshape(-1, 1), "gender": crops.gender.astype(np.float32).reshape(-1, 1),
+         "ethnicity": crops.ethnicity.astype(np.int32)}
+    ds = tf.data.Dataset.from_tensor_slices((crops.x, y))
+    if shuffle:
+        ds = ds.shuffle(len(crops), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch).map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(lambda x, t: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), t),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(2)
+
+
+def _progress_callback(epochs: int, steps: int):
+    import keras
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+
+    class RichProgress(keras.callbacks.Callback):
+        """One live bar per epoch, then one summary line, so logs stay readable when piped."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+            self.bar = Progress(TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.description}"), TimeRemainingColumn(), console=console,
+                                transient=True, disable=not console.is_terminal)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=steps)
+
+        def on_train_batch_end(self, batch, logs=None):
+            logs = logs or {}
+            self.bar.update(self.task, completed=batch + 1,
+                            description=f"loss {logs.get('loss', 0):.3f} age MAE {logs.get('age_mae', 0):.2f}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.stop()
+            logs = logs or {}
+            console.print(
+                f"epoch {epoch + 1:3d}/{epochs}  {time.time() - self.t0:5.0f}s  "
+                f"age MAE {logs.get('age_mae', 0):.2f}/{logs.get('val_age_mae', 0):.2f}  "
+                f"gender {logs.get('gender_binary_accuracy', 0):.3f}/{logs.get('val_gender_binary_accuracy', 0):.3f}  "
+                f"eth {logs.get('ethnicity_sparse_categorical_accuracy', 0):.3f}/"
+                f"{logs.get('val_ethnicity_sparse_categorical_accuracy', 0):.3f}  (train/val)", highlight=False)
+
+    return RichProgress()
+
+
+def plot_history(history_csv: Path, out_png: Path) -> None:
+    """Training curves: loss, age MAE, gender and ethnicity accuracy, train against val."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    h = pd.read_csv(history_csv)
+    panels = [("loss", "loss"), ("age_mae", "age MAE (years)"), ("gender_binary_accuracy", "gender accuracy"),
+              ("ethnicity_sparse_categorical_accuracy", "ethnicity accuracy")]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for ax, (key, title) in zip(axes, panels):
+        if key in h:
+            ax.plot(h["epoch"] + 1, h[key], label="train")
+        if f"val_{key}" in h:
+            ax.plot(h["epoch"] + 1, h[f"val_{key}"], label="val")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
+          model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
+          crop_margin: float = 0.3, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Train on ``data`` and write the model folder ``out``. Returns the validation metrics.
+
+    Ctrl-C stops training and still writes everything from the best epoch so far.
+    """
+    mcfg = model_cfg or ModelConfig()
+    tcfg = train_cfg or TrainConfig()
+    if tcfg.age_loss not in AGE_LOSSES:
+        raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = CropSpec(size=mcfg.input_size, channels=mcfg.channels, margin=crop_margin)
+    dataset = Dataset(data, split_file, seed=tcfg.seed)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    t_prep = time.time()
+    crops, skipped = load_crops(dataset, spec, None, cache_dir=cache_dir, progress=progress)
+    tr, va = crops.subset("train"), crops.subset("val")
+    if tcfg.limit:
+        tr, va = tr.head(tcfg.limit), va.head(max(1, tcfg.limit // 4))
+    if len(tr) == 0 or len(va) == 0:
+        raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
+    console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
+                  f"({int(crops.fallback.sum())} without a detected face used whole; {skipped.summary()}) "
+                  f"in {time.time() - t_prep:.0f}s", highlight=False)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from edgeag.train.model import build_model, count_macs
+
+    keras.utils.set_random_seed(tcfg.seed)
+    model = build_model(mcfg, mean_age=float(tr.age.mean()))
+    steps = int(np.ceil(len(tr) / tcfg.batch_size))
+    total = steps * tcfg.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        tcfg.lr / 10, decay_steps=max(1, total - steps), warmup_target=tcfg.lr, warmup_steps=steps)
+    age_loss = {"l1": "mean_absolute_error", "mse": "mean_squared_error",
+                "huber": keras.losses.Huber(delta=3.0)}[tcfg.age_loss]
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=tcfg.weight_decay),
+        loss={"age": age_loss, "gender": "binary_crossentropy", "ethnicity": "sparse_categorical_crossentropy"},
+        loss_weights=tcfg.loss_weights,
+        metrics={"age": ["mae"], "gender": ["binary_accuracy"], "ethnicity": ["sparse_categorical_accuracy"]},
+    )
+    config = {
+        "edgeag_version": __version__,
+        "model": mcfg.to_dict(),
+        "crop": spec.to_dict(),
+        "train": asdict(tcfg),
+        "input": {"dtype": "uint8", "range": [0, 255], "normalisation": "inside the model: x / 127.5 - 1",
+                  "color": "RGB" if spec.channels == 3 else "gray"},
+        "heads": {"age": "years (regression)", "gender": "P(female)", "ethnicity": "softmax over labels"},
+        "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]},
+        "data": {"path": str(Path(data)), "split_file": str(split_file) if split_file else None,
+                 "train": len(tr), "val": len(va), "no_face_fallback": int(crops.fallback.sum())},
+        "params": model.count_params(),
+        "macs": count_macs(model),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+
+    augment = _augmenter(tcfg.seed) if tcfg.augment else None
+    ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed)
+    ds_va = _tf_dataset(va, 256, False, None, tcfg.seed)
+    ckpt = out / "model.keras"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(out / "history.csv"),
+    ]
+    if progress:
+        callbacks.append(_progress_callback(tcfg.epochs, steps))
+    t0 = time.time()
+    interrupted = False
+    try:
+        model.fit(ds_tr, validation_data=ds_va, epochs=tcfg.epochs, callbacks=callbacks, verbose=0)
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("[yellow]interrupted: keeping the best epoch so far[/]")
+    wall = time.time() - t0
+    if not ckpt.is_file():
+        model.save(ckpt)  # interrupted during the first epoch: save what there is
+    if (out / "history.csv").is_file() and (out / "history.csv").stat().st_size > 0:
+        plot_history(out / "history.csv", out / "curves.png")
+    epochs_run = sum(1 for _ in open(out / "history.csv")) - 1 if (out / "history.csv").is_file() else 0
+    config.update(train_seconds=round(wall, 1), epochs_run=epochs_run, interrupted=interrupted,
+                  seconds_per_epoch=round(wall / max(1, epochs_run), 1))
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+
+    from edgeag.train.evaluate import KerasPredictor, evaluate_crops, write_report
+
+    metrics = evaluate_crops(KerasPredictor(keras.models.load_model(ckpt)), va, split="val")
+    metrics["training"] = {k: config[k] for k in ("train_seconds", "epochs_run", "seconds_per_epoch", "interrupted")}
+    write_report(metrics, out, va.age, title="validation")
+    return metrics
