@@ -22,6 +22,28 @@ def bundled_detector_path() -> Path:
     return Path(str(resources.files("edgeag.edge.models") / DEFAULT_DETECTOR))
 
 
+def _import_mediapipe():
+    """(mediapipe, BaseOptions, vision), imported without pulling TensorFlow in.
+
+    mediapipe.tasks imports ``tensorflow.tools.docs`` only for its API docs and falls back to a no-op
+    when TensorFlow is absent. With TensorFlow installed that import alone costs ~4 s and ~500 MB of
+    resident memory in every runtime process, so TensorFlow is hidden while mediapipe loads (unless
+    something already imported it, e.g. training, which needs it anyway).
+    """
+    import sys
+
+    hide = "tensorflow" not in sys.modules
+    if hide:
+        sys.modules["tensorflow"] = None  # makes `import tensorflow...` raise ModuleNotFoundError
+    try:
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+    finally:
+        if hide and sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+    return mp, BaseOptions, vision
+
+
 class FaceDetector:
     """Finds faces in RGB uint8 frames.
 
@@ -34,11 +56,7 @@ class FaceDetector:
         path = Path(model_path) if model_path else bundled_detector_path()
         if not path.is_file():
             raise ModelError(f"face detector model not found: {path}")
-        from mediapipe.tasks.python import BaseOptions
-        from mediapipe.tasks.python import vision
-
-        import mediapipe as mp
-
+        mp, BaseOptions, vision = _import_mediapipe()
         self._mp = mp
         self.video = video
         mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
