@@ -3,6 +3,12 @@
     from edgeag import FaceAnalyzer
     faces = FaceAnalyzer().analyze("photo.jpg")      # or an RGB uint8 array
     print([f.to_dict() for f in faces])
+
+For video, ``track`` adds stable track IDs and smooths each track's age, gender and ethnicity:
+
+    with FaceAnalyzer(video=True) as fa:
+        for i, frame in enumerate(frames):           # RGB uint8 arrays of one stream
+            faces = fa.track(frame, timestamp_ms=i * 33)
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
 from edgeag.edge.detector import FaceDetector
 from edgeag.edge.face import Face
-from edgeag.errors import BadInputError
+from edgeag.edge.tracker import Tracker
+from edgeag.errors import BadInputError, ModelError
 
 
 @dataclass
@@ -30,6 +37,12 @@ class FaceAnalyzerOptions:
     threads: int | None = None  # LiteRT threads for the classifier
     video: bool = False  # MediaPipe VIDEO mode: frames of one stream, increasing timestamps
     max_faces: int | None = None  # keep only the N most confident faces
+    # Tracking (``track()`` only): smoothing of age/gender/ethnicity over each track, and its parameters.
+    smooth: bool = True
+    iou_threshold: float = 0.3  # minimum box overlap to continue a track
+    max_missed: int = 10  # frames a track survives unseen before its ID is retired
+    age_alpha: float = 0.2  # EMA weight of the newest age
+    window: int = 30  # frames over which gender/ethnicity evidence is averaged
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -56,12 +69,21 @@ class FaceAnalyzer:
     def __init__(self, options: FaceAnalyzerOptions | None = None, **kwargs) -> None:
         self.options = options or FaceAnalyzerOptions(**kwargs)
         o = self.options
-        self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)
+        try:
+            self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)
+        except ModelError as exc:
+            # Some messages name the buffer, not the file: the user must see which file is bad.
+            name = str(o.model_path) if o.model_path else "bundled model"
+            raise (exc if name in str(exc) else ModelError(f"{name}: {exc}")) from None
         self.detector = FaceDetector(o.detector_path, min_confidence=o.min_confidence, video=o.video)
+        _close_before_thread_shutdown(self)
         self.spec = self.classifier.crop_spec
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
+        self.tracker = Tracker(iou_threshold=o.iou_threshold, max_missed=o.max_missed,
+                               age_alpha=o.age_alpha, window=o.window)
         self.last_timings: dict[str, float] = {}
+        self._last_ethnicity: np.ndarray | None = None
 
     @classmethod
     def create_from_options(cls, options: FaceAnalyzerOptions) -> "FaceAnalyzer":
@@ -83,8 +105,10 @@ class FaceAnalyzer:
             crops = np.stack([crop_face(rgb, d, self.spec) for d in dets])
         t1 = time.perf_counter()
         faces: list[Face] = []
+        self._last_ethnicity = None
         if dets:
             p = self.classifier.predict(crops)
+            self._last_ethnicity = p["ethnicity"]  # full distributions, for track()
             for i, d in enumerate(dets):
                 pf = float(p["p_female"][i])
                 e = p["ethnicity"][i]
@@ -107,6 +131,40 @@ class FaceAnalyzer:
         self.last_timings = {"detect_ms": (time.perf_counter() - t0) * 1e3}
         return self.classify(rgb, dets)
 
+    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[Face]:
+        """Faces in one frame of a stream, with ``track_id`` set and predictions smoothed per track.
+
+        Call it on consecutive frames of one video or camera (best with ``video=True``; timestamps
+        should increase, None counts frames). Each track's age is an exponential moving average, its
+        gender and ethnicity the mean log-odds / log-probabilities of the last ``window`` frames, so
+        ``gender_confidence`` grows as evidence accumulates. With ``smooth=False`` the per-frame values
+        are returned unchanged (IDs are still assigned). When smoothing, ``Face.extra`` also holds this
+        frame's raw ``age_raw`` and ``p_female_raw``. Call ``reset_tracks()`` between unrelated videos.
+        """
+        faces = self.analyze(image, timestamp_ms)
+        t0 = time.perf_counter()
+        tracks = self.tracker.update([f.box for f in faces])
+        smooth = self.options.smooth
+        for i, (f, tr) in enumerate(zip(faces, tracks)):
+            f.track_id = tr.id
+            if not smooth:
+                continue
+            pf_raw = f.extra["p_female"]
+            s = self.tracker.smooth(tr, f.age, pf_raw, self._last_ethnicity[i])
+            f.extra = {"p_female": round(s.p_female, 4), "age_raw": round(f.age, 2), "p_female_raw": pf_raw}
+            f.age = s.age
+            f.gender = self._genders[int(s.p_female >= 0.5)]
+            f.gender_confidence = max(s.p_female, 1.0 - s.p_female)
+            if s.ethnicity is not None:
+                ei = int(s.ethnicity.argmax())
+                f.ethnicity, f.ethnicity_confidence = self._ethnicities[ei], float(s.ethnicity[ei])
+        self.last_timings["track_ms"] = (time.perf_counter() - t0) * 1e3
+        return faces
+
+    def reset_tracks(self) -> None:
+        """Forget all tracks (e.g. before analysing another video); IDs are not reused."""
+        self.tracker.reset()
+
     def close(self) -> None:
         self.detector.close()
 
@@ -115,6 +173,32 @@ class FaceAnalyzer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _close_before_thread_shutdown(analyzer: FaceAnalyzer) -> None:
+    """Close the MediaPipe graph at interpreter exit while its worker threads still run.
+
+    MediaPipe closes through a thread pool that Python shuts down before ``atexit``/``weakref.finalize``
+    callbacks run, so an analyzer left open by a script would print a traceback at exit. Threading's own
+    exit hooks run earlier (last registered first); only a weak reference is held.
+    """
+    import threading
+    import weakref
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # not CPython 3.9+: fall back to the detector's own finalizer
+        return
+    ref = weakref.ref(analyzer)
+
+    def _close() -> None:
+        a = ref()
+        if a is not None:
+            a.close()
+
+    try:
+        register(_close)
+    except RuntimeError:  # already shutting down
+        pass
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:

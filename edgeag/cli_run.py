@@ -1,15 +1,263 @@
-"""`edgeag run` and `edgeag predict` (issue 4). Placeholder until the runtime lands."""
+"""`edgeag run` (camera, video, stream or images, live) and `edgeag predict` (photos -> table or JSON).
+
+Thin: options are parsed here, the work is done by edgeag.edge.{sources,runner,sinks} and FaceAnalyzer.
+Every message goes to stderr, so `--json -` leaves stdout pure JSON Lines.
+"""
 
 from __future__ import annotations
 
-from edgeag.cli_common import fail, handle_errors
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from edgeag.cli_common import err_console, handle_errors
+from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
+
+_MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
+
+
+def _warn(msg: str) -> None:
+    err_console.print(msg, style="yellow", highlight=False, markup=False, soft_wrap=True)
+
+
+def _note(msg: str) -> None:
+    err_console.print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
+def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w > 0 and h > 0:
+            return w, h
+    except ValueError:
+        pass
+    raise BadInputError(f"--size must look like 640x480, got {text!r}")
+
+
+def _choose_source(source: Optional[str], camera: Optional[str], video: Optional[Path],
+                   image: Optional[List[str]], stream: Optional[str]) -> tuple[str, object]:
+    from edgeag.edge.sources import parse_source
+
+    given = [(k, v) for k, v in (("camera", camera), ("video", video), ("images", image), ("stream", stream))
+             if v not in (None, [])]
+    if source is not None:
+        given.append(parse_source(source))
+    if len(given) > 1:
+        raise BadInputError("give one source: SOURCE, --camera, --video, --image or --stream")
+    if not given:
+        return "camera", 0  # the bare command does something useful
+    kind, value = given[0]
+    if kind == "images" and not isinstance(value, list):
+        value = [value]
+    if kind == "video":
+        value = str(value)
+    return kind, value
 
 
 @handle_errors
-def run() -> None:
-    fail("not implemented yet", 1)
+def run(
+    source: Optional[str] = typer.Argument(None, help="Camera index, video file, image/folder/glob or stream URL "
+                                           "(guessed; or use one of the options below). Default: camera 0."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Camera index (0, 1, ...) or device (/dev/video0)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Video file."),
+    image: Optional[List[str]] = typer.Option(None, "--image", help="Image file, folder or glob (repeatable)."),
+    stream: Optional[str] = typer.Option(None, "--stream", help="Stream URL: rtsp://, http(s)://, tcp://, udp://."),
+    model: Optional[Path] = typer.Option(None, "--model", help=_MODEL_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads (Raspberry Pi: 4)."),
+    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
+                                         help="Face detector score threshold."),
+    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="Analyse at most N faces per frame."),
+    headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write JSON Lines (one record per frame) to FILE, "
+                                           "or '-' for stdout."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Annotated video (FILE.mp4/.avi); with images, a folder."),
+    ethnicity: bool = typer.Option(False, "--ethnicity", help="Show ethnicity in the captions."),
+    no_smooth: bool = typer.Option(False, "--no-smooth", help="Raw per-frame predictions (IDs are still tracked)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames."),
+    size: Optional[str] = typer.Option(None, "--size", help="Camera capture size, e.g. 640x480."),
+    reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnection attempts when a camera/stream drops."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary on stderr."),
+) -> None:
+    """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
+    import signal
+
+    from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
+    from edgeag.edge.runner import run_loop
+    from edgeag.edge.sinks import ImageDirSink, JsonlSink, VideoSink, WindowSink, display_available
+    from edgeag.edge.sources import open_source
+
+    kind, target = _choose_source(source, camera, video, image, stream)
+    capture_size = _parse_size(size)
+    warn = (lambda m: None) if quiet else _warn
+    if model is not None and not model.is_file():
+        raise BadInputError(f"model file not found: {model}")
+    src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)
+    sinks = []
+    try:
+        is_images = kind == "images"
+        analyzer = FaceAnalyzer(FaceAnalyzerOptions(
+            model_path=model, threads=threads, min_confidence=min_confidence, max_faces=max_faces,
+            video=not is_images, smooth=not no_smooth))
+        if json_out is not None:
+            sinks.append(JsonlSink(json_out))
+        if save is not None:
+            sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
+        if not headless:
+            if display_available():
+                sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
+                if not quiet:
+                    _note("q or Esc in the window to stop" + (", any other key: next image" if is_images else ""))
+            elif not quiet:
+                _note("no display found: running headless (--headless hides this note)")
+        if not sinks and not quiet:
+            _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
+        if not quiet:
+            _note(f"{src.description}: {kind}, model {analyzer.classifier.path.name} "
+                  f"(input {analyzer.spec.size}x{analyzer.spec.size}), "
+                  f"{'tracking' + ('' if no_smooth else ' + smoothing') if not is_images else 'per image'}")
+
+        def status(s, fps, n_faces):
+            _note(f"frame {s.frames}: {fps:.1f} FPS, {n_faces} face(s)")
+
+        # SIGTERM (systemd, docker stop) ends the run like Ctrl-C: outputs are finalised.
+        def _term(*_):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGTERM, _term)
+        try:
+            summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
+                               max_frames=max_frames, warn=warn,
+                               status=status if (headless or not display_available()) and not quiet
+                               and json_out != "-" else None)
+        finally:
+            signal.signal(signal.SIGTERM, old)
+            analyzer.close()
+    finally:
+        src.close()
+        for s in sinks:  # idempotent: run_loop closed them already unless setup failed
+            s.close()
+    _print_summary(summary, kind, json_out, save)
+    if summary.interrupted:
+        err_console.print("[yellow]interrupted[/]")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.lost:
+        raise typer.Exit(EXIT_RUNTIME)
+    if kind == "images" and summary.frames == 0:
+        err_console.print("[red]error:[/] no image could be read")
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path]) -> None:
+    unit = "images" if kind == "images" else "frames"
+    parts = [f"{s.frames} {unit} in {s.elapsed_s:.1f} s ({s.fps:.1f}/s)", f"{s.faces} faces"]
+    if s.skipped:
+        parts.append(f"{s.skipped} unreadable {unit} skipped")
+    if s.reconnects:
+        parts.append(f"{s.reconnects} reconnection(s)")
+    if s.lost:
+        parts.append("source lost")
+    outs = [str(p) for p in (json_out if json_out not in (None, "-") else None, save) if p]
+    if outs:
+        parts.append("wrote " + ", ".join(outs))
+    err_console.print("done: " + "; ".join(parts), highlight=False, markup=False, soft_wrap=True)
 
 
 @handle_errors
-def predict() -> None:
-    fail("not implemented yet", 1)
+def predict(
+    images: List[str] = typer.Argument(..., help="Image files, folders or globs."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line and image: "
+                                 '{"file": ..., "faces": [...]} (or "error").'),
+    model: Optional[Path] = typer.Option(None, "--model", help=_MODEL_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads."),
+    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
+                                         help="Face detector score threshold."),
+    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="At most N faces per image."),
+    ethnicity: bool = typer.Option(False, "--ethnicity", help="Show the ethnicity column in the table."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Folder for annotated copies of the images."),
+) -> None:
+    """Analyse photos: a table, or one JSON object per image with --json."""
+    import json
+
+    import cv2
+
+    from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
+    from edgeag.edge.sinks import ImageDirSink, annotate
+    from edgeag.edge.sources import expand_images, read_bgr
+
+    if model is not None and not model.is_file():
+        raise BadInputError(f"model file not found: {model}")
+    # Inputs in the order given; an argument that yields no image becomes an error entry in its place.
+    entries: list[Path | dict] = []
+    for arg in images:
+        files, problems = expand_images([arg])
+        entries.extend(files)
+        entries.extend({"file": name, "error": why} for name, why in problems)
+    results: list[dict] = []
+    n_ok = 0
+    fa = None
+    sink = ImageDirSink(save) if save else None
+    try:
+        for entry in entries:
+            if isinstance(entry, dict):
+                r = entry
+            elif (bgr := read_bgr(entry)) is None:
+                r = {"file": str(entry), "error": "cannot decode image"}
+            else:
+                if fa is None:  # models load only once an image was read
+                    fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
+                                                          min_confidence=min_confidence, max_faces=max_faces))
+                faces = [f.to_dict() for f in fa.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))]
+                r = {"file": str(entry), "faces": faces}
+                n_ok += 1
+                if sink:
+                    sink.write(r, annotate(bgr, faces, None, ethnicity))
+            _emit(r, as_json, json)
+            results.append(r)
+    finally:
+        if fa is not None:
+            fa.close()
+    if not as_json:
+        _print_table(results, ethnicity)
+    n_bad = len(results) - n_ok
+    if n_bad:
+        err_console.print(f"{n_bad} of {len(results)} input(s) could not be read", highlight=False)
+    if n_ok == 0:
+        err_console.print("[red]error:[/] no image could be read")
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _emit(r: dict, as_json: bool, json) -> None:
+    """JSON mode streams one line per image as soon as it is done; errors also go to stderr."""
+    if as_json:
+        typer.echo(json.dumps(r, separators=(",", ":")))
+    if "error" in r:
+        _warn(f"skipped {r['file']}: {r['error']}")
+
+
+def _print_table(results: list[dict], ethnicity: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_lines=False)
+    for col in ("file", "#", "box x,y,w,h", "score", "age", "gender"):
+        t.add_column(col, justify="left" if col in ("file", "gender", "box x,y,w,h") else "right",
+                     overflow="fold" if col == "file" else "ellipsis")
+    if ethnicity:
+        t.add_column("ethnicity")
+    for r in results:
+        name = Path(r["file"]).name
+        if "error" in r:
+            t.add_row(name, "", f"[red]{r['error']}[/]", "", "", "", *([""] if ethnicity else []))
+            continue
+        if not r["faces"]:
+            t.add_row(name, "0", "[dim]no face[/]", "", "", "", *([""] if ethnicity else []))
+        for i, f in enumerate(r["faces"], 1):
+            row = [name if i == 1 else "", str(i), ",".join(str(v) for v in f["box"]), f"{f['score']:.2f}",
+                   f"{f['age']:.0f}", f"{f['gender']} ({100 * f['gender_confidence']:.0f}%)"]
+            if ethnicity:
+                row.append(f"{f['ethnicity']} ({100 * (f['ethnicity_confidence'] or 0):.0f}%)")
+            t.add_row(*row)
+    Console().print(t)

@@ -1,0 +1,130 @@
+"""The runtime loop: frames from one source -> FaceAnalyzer (track or analyze) -> sinks.
+
+One loop for camera, video, stream and images. Per frame it builds the JSON record (the form written by
+``--json``), draws the annotated image once if a sink needs it, and hands both to every sink. Whatever
+ends the run (end of video, q in the window, Ctrl-C, a lost camera) the sinks and the source are closed,
+so JSON is flushed and an MP4 finalised.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from edgeag.edge.analyzer import FaceAnalyzer
+from edgeag.edge.sinks import Sink, WindowSink, annotate
+from edgeag.edge.sources import FrameSource
+
+
+@dataclass
+class RunSummary:
+    """What happened in a run (printed at the end on stderr)."""
+
+    frames: int = 0  # frames analysed
+    faces: int = 0  # faces over all frames
+    elapsed_s: float = 0.0
+    skipped: int = 0  # unreadable frames or images
+    reconnects: int = 0
+    lost: bool = False  # a live source dropped for good
+    stopped: bool = False  # the user closed the window or pressed q
+    interrupted: bool = False  # Ctrl-C / SIGTERM
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, track: bool = True,
+             ethnicity: bool = False, max_frames: int | None = None,
+             warn: Callable[[str], None] | None = None,
+             status: Callable[[RunSummary, float, int], None] | None = None,
+             status_every_s: float = 5.0) -> RunSummary:
+    """Analyse every frame of ``source`` and write the results to ``sinks``; always closes both.
+
+    Args:
+        track: keep face IDs across frames and smooth per track (``FaceAnalyzer.track``); False analyses
+            every frame independently (still images).
+        ethnicity: show ethnicity in the drawn captions (the JSON always has it).
+        max_frames: stop after this many analysed frames.
+        warn: where messages go (stderr in the CLI).
+        status: called every ``status_every_s`` seconds with (summary so far, current FPS, faces in frame).
+    """
+    warn = warn or (lambda msg: None)
+    s = RunSummary()
+    t_start = time.perf_counter()
+    t_status = t_start
+    fps_ema: float | None = None
+    t_prev = t_start
+    active = list(sinks)
+    try:
+        it = iter(source)
+        while max_frames is None or s.frames < max_frames:
+            t0 = time.perf_counter()
+            frame = next(it, None)
+            if frame is None:
+                break
+            t_read = time.perf_counter()
+            rgb = frame.rgb
+            faces = analyzer.track(rgb, frame.timestamp_ms) if track else analyzer.analyze(rgb)
+            t_done = time.perf_counter()
+            lt = analyzer.last_timings
+            latency = {
+                "read": (t_read - t0) * 1e3,
+                "detect": lt.get("detect_ms", 0.0),
+                "crop": lt.get("crop_ms", 0.0),
+                "classify": lt.get("classify_ms", 0.0),
+            }
+            if track:
+                latency["track"] = lt.get("track_ms", 0.0)
+            latency["total"] = (t_done - t0) * 1e3
+            record = {"frame": frame.index, "timestamp_ms": frame.timestamp_ms}
+            if frame.name is not None:
+                record["file"] = frame.name
+            h, w = frame.bgr.shape[:2]
+            record.update(width=w, height=h, faces=[f.to_dict() for f in faces],
+                          latency_ms={k: round(v, 2) for k, v in latency.items()})
+            s.frames += 1
+            s.faces += len(faces)
+            # Display rate: EMA of the whole loop (read, analyse, draw, write), i.e. what the user sees.
+            now = time.perf_counter()
+            inst = 1.0 / max(now - t_prev, 1e-6)
+            fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
+            t_prev = now
+            image = None
+            if any(k.needs_image for k in active):
+                image = annotate(frame.bgr, record["faces"], fps_ema if source.live or track else None,
+                                 ethnicity)
+            keep_going = True
+            for sink in list(active):
+                try:
+                    keep_going &= sink.write(record, image)
+                except Exception as exc:  # noqa: BLE001 - only a window may fail this way
+                    if not isinstance(sink, WindowSink):
+                        raise
+                    warn(f"cannot show a window ({str(exc).strip().splitlines()[-1][:120]}); "
+                         "continuing headless (use --headless to skip the window)")
+                    active.remove(sink)
+            if not keep_going:
+                s.stopped = True
+                break
+            if status is not None and now - t_status >= status_every_s:
+                t_status = now
+                s.elapsed_s = now - t_start
+                status(s, fps_ema or 0.0, len(faces))
+    except KeyboardInterrupt:
+        s.interrupted = True
+    finally:
+        s.elapsed_s = time.perf_counter() - t_start
+        errors = []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - close every sink even if one fails
+                errors.append(exc)
+        source.close()
+        st = source.stats
+        s.skipped, s.reconnects, s.lost = st.skipped, st.reconnects, st.lost
+        if errors:
+            warn(f"could not finish an output: {errors[0]}")
+    return s

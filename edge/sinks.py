@@ -1,0 +1,236 @@
+"""Where results go: a window, a JSON Lines file (or stdout), an annotated video or annotated images.
+
+Each sink has ``write(record, image) -> bool`` (False: the user asked to stop, e.g. pressed q in the
+window) and ``close()``, which must leave a complete file behind (flushed JSON, finalised MP4) whatever
+ended the run. ``image`` is the annotated BGR frame, drawn once per frame and only if a sink wants it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from edgeag.errors import BadInputError
+
+VIDEO_SUFFIXES = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+
+
+def display_available() -> bool:
+    """Whether a window can be shown. On Linux that needs an X display (OpenCV's Qt uses X11/XWayland);
+    without one Qt would abort the process, so we check before opening any window."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY"))
+    return True
+
+
+def _color(track_id: int | None) -> tuple[int, int, int]:
+    if track_id is None:
+        return (80, 200, 80)
+    h = (track_id * 47) % 180  # well-spread hues for consecutive IDs
+    import cv2
+
+    hsv = np.uint8([[[h, 200, 255]]])
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+def label_of(face: dict, ethnicity: bool = False) -> str:
+    """'#3 34y F 92%' (+ ethnicity): the caption drawn above a face box."""
+    parts = [] if face.get("track_id") is None else [f"#{face['track_id']}"]
+    parts.append(f"{face['age']:.0f}y")
+    g = face["gender"]
+    parts.append(f"{g[:1].upper() if g else '?'} {100 * face['gender_confidence']:.0f}%")
+    if ethnicity and face.get("ethnicity"):
+        parts.append(f"{face['ethnicity']} {100 * (face.get('ethnicity_confidence') or 0):.0f}%")
+    return " ".join(parts)
+
+
+def annotate(bgr: np.ndarray, faces: list[dict], fps: float | None = None, ethnicity: bool = False) -> np.ndarray:
+    """Draw boxes, captions and the FPS on ``bgr`` in place (and return it)."""
+    import cv2
+
+    h, w = bgr.shape[:2]
+    scale = max(0.4, min(1.2, w / 1000))
+    thick = max(1, int(round(2 * scale)))
+    for f in faces:
+        x, y, bw, bh = f["box"]
+        c = _color(f.get("track_id"))
+        cv2.rectangle(bgr, (x, y), (x + bw, y + bh), c, thick)
+        text = label_of(f, ethnicity)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        ty = y - 4 if y - th - base - 4 >= 0 else min(h - 1, y + bh + th + 4)
+        cv2.rectangle(bgr, (x, ty - th - base), (x + tw + 4, ty + base // 2), c, cv2.FILLED)
+        cv2.putText(bgr, text, (x + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick,
+                    cv2.LINE_AA)
+    if fps is not None:
+        cv2.putText(bgr, f"{fps:.1f} FPS", (8, int(24 * scale + 8)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(bgr, f"{fps:.1f} FPS", (8, int(24 * scale + 8)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thick, cv2.LINE_AA)
+    return bgr
+
+
+class Sink:
+    needs_image = False
+
+    def write(self, record: dict, image: np.ndarray | None) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class JsonlSink(Sink):
+    """One JSON object per line to a file or, with ``-``, to stdout (then nothing else goes to stdout)."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = str(target)
+        if self.target == "-":
+            self._f: IO[str] = sys.stdout
+            self._own = False
+        else:
+            p = Path(self.target)
+            if p.parent and not p.parent.is_dir():
+                raise BadInputError(f"--json: folder does not exist: {p.parent}")
+            try:
+                self._f = p.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise BadInputError(f"--json: cannot write {p}: {exc.strerror}") from None
+            self._own = True
+        self.count = 0
+
+    def write(self, record: dict, image: np.ndarray | None) -> bool:
+        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._f.flush()  # a consumer (or a crash) sees every finished frame
+        self.count += 1
+        return True
+
+    def close(self) -> None:
+        try:
+            self._f.flush()
+        except (OSError, ValueError):  # stdout closed by a pipe reader that went away
+            pass
+        if self._own:
+            self._f.close()
+
+
+class VideoSink(Sink):
+    """An annotated video; opened at the first frame (size known then), finalised by ``close()``."""
+
+    needs_image = True
+
+    def __init__(self, path: str | Path, fps: float | None) -> None:
+        self.path = Path(path)
+        fourcc = VIDEO_SUFFIXES.get(self.path.suffix.lower())
+        if fourcc is None:
+            raise BadInputError(f"--save: use a video file name ending in {', '.join(VIDEO_SUFFIXES)}, "
+                                f"or a folder for annotated images: {self.path}")
+        if not self.path.parent.is_dir():
+            raise BadInputError(f"--save: folder does not exist: {self.path.parent}")
+        self.fourcc = fourcc
+        self.fps = fps or 15.0
+        self._writer = None
+        self._size: tuple[int, int] | None = None
+        self.count = 0
+
+    def write(self, record: dict, image: np.ndarray | None) -> bool:
+        import cv2
+
+        if image is None:
+            return True
+        if self._writer is None:
+            self._size = (image.shape[1], image.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
+                                           self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise BadInputError(f"--save: cannot write video {self.path} (codec {self.fourcc} unavailable?)")
+        if (image.shape[1], image.shape[0]) != self._size:  # images of mixed sizes
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.count += 1
+        return True
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()  # writes the MP4 index: without it the file is unplayable
+            self._writer = None
+
+
+class ImageDirSink(Sink):
+    """Annotated images into a folder, one per input frame (images mode: same file names)."""
+
+    needs_image = True
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInputError(f"--save: cannot create folder {self.folder}: {exc.strerror}") from None
+        self.count = 0
+
+    def write(self, record: dict, image: np.ndarray | None) -> bool:
+        import cv2
+
+        if image is None:
+            return True
+        name = Path(record["file"]).name if record.get("file") else f"frame_{record['frame']:06d}.jpg"
+        out = self.folder / name
+        if out.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+            out = out.with_suffix(".jpg")
+        ok, buf = cv2.imencode(out.suffix, image)
+        if ok:
+            buf.tofile(str(out))
+            self.count += 1
+        return True
+
+
+class WindowSink(Sink):
+    """An OpenCV window; q or Esc (or closing the window) stops the run.
+
+    ``wait_ms`` = 0 waits for a key after each frame (still images: any key shows the next one).
+    """
+
+    needs_image = True
+
+    def __init__(self, title: str = "edgeag", wait_ms: int = 1) -> None:
+        self.title = title
+        self.wait_ms = wait_ms
+        self._open = False
+
+    def write(self, record: dict, image: np.ndarray | None) -> bool:
+        import cv2
+
+        if image is None:
+            return True
+        if not self._open:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            self._open = True
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(self.wait_ms) & 0xFF
+        if key in (ord("q"), 27):
+            return False
+        try:  # the user closed the window with the mouse
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                return False
+        except cv2.error:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._open:
+            import cv2
+
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)  # lets the GUI thread actually remove it
+            except cv2.error:
+                pass
+            self._open = False

@@ -1,0 +1,323 @@
+"""Frame sources behind one iterator: camera, video file, stream URL, or still images.
+
+Every source yields ``Frame`` records (BGR as decoded, RGB on demand) and keeps ``stats``: frames read,
+unreadable frames or images skipped, reconnections. Faults are handled here, so the loop stays simple:
+- a camera or stream that cannot be opened raises ``SourceError`` (exit code 2);
+- a live source that stops delivering is reopened up to ``reconnect`` times, then ends (``stats.lost``);
+- an unreadable frame of a video file is skipped by seeking past it (bounded), then the video ends;
+- an unreadable image is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from edgeag.errors import BadInputError, SourceError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+Warn = Callable[[str], None]
+
+
+def _quiet_opencv() -> None:
+    """OpenCV and FFmpeg log every failed probe to stderr; our own messages say what matters."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg opens
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    import cv2
+
+    if not os.environ.get("EDGEAG_DEBUG"):
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        except AttributeError:  # very old OpenCV
+            pass
+
+
+@dataclass
+class Frame:
+    """One frame: ``bgr`` as decoded by OpenCV; ``rgb`` (for the models) converted once, on first use."""
+
+    bgr: np.ndarray
+    index: int  # position in the source (skipped frames keep their numbers)
+    timestamp_ms: int  # media time for files, time since start for live sources
+    name: str | None = None  # file name (images mode)
+    _rgb: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            import cv2
+
+            self._rgb = cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)
+        return self._rgb
+
+
+@dataclass
+class SourceStats:
+    read: int = 0  # frames or images delivered
+    skipped: int = 0  # unreadable frames or images
+    reconnects: int = 0  # successful reopenings of a live source
+    lost: bool = False  # a live source ended because it could not be reopened
+    skipped_names: list[str] = field(default_factory=list)
+
+
+class FrameSource:
+    """Base class: iterate to get frames; ``close()`` releases the device (also done at the end)."""
+
+    kind = "source"
+    live = False  # camera or stream: frames come in real time, drops are retried
+
+    def __init__(self, warn: Warn | None = None) -> None:
+        self.stats = SourceStats()
+        self.warn: Warn = warn or (lambda msg: None)
+        self.fps: float | None = None
+        self.description = ""
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CaptureSource(FrameSource):
+    """A camera (index or device path), a video file or a stream URL, through ``cv2.VideoCapture``."""
+
+    def __init__(self, target: int | str, kind: str, *, warn: Warn | None = None, reconnect: int = 5,
+                 capture_size: tuple[int, int] | None = None, open_timeout_ms: int = 10000,
+                 max_bad_frames: int = 250) -> None:
+        super().__init__(warn)
+        _quiet_opencv()
+        self.target = target
+        self.kind = kind
+        self.live = kind in ("camera", "stream")
+        self.reconnect = reconnect
+        self.capture_size = capture_size
+        self.open_timeout_ms = open_timeout_ms
+        self.max_bad_frames = max_bad_frames
+        self.description = f"camera {target}" if kind == "camera" else str(target)
+        if kind == "video" and not Path(str(target)).is_file():
+            raise SourceError(f"video not found: {target}")
+        self._cap = self._open()
+        if self._cap is None:
+            raise SourceError(self._open_failure_message())
+        fps = self._cap.get(_cv2().CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 1.0 <= fps <= 240.0 else None
+        count = self._cap.get(_cv2().CAP_PROP_FRAME_COUNT) if kind == "video" else 0
+        self.frame_count = int(count) if count and count > 0 else None
+
+    def _open_failure_message(self) -> str:
+        if self.kind == "camera":
+            return (f"cannot open camera {self.target}: no such device, or it is busy "
+                    "(check `ls /dev/video*`; on a Raspberry Pi see docs/RASPBERRY_PI.md)")
+        if self.kind == "stream":
+            return f"cannot open stream {self.target} (unreachable, wrong URL, or unsupported protocol)"
+        return f"cannot open video {self.target}: not a video, or damaged (a truncated MP4 loses its index)"
+
+    def _open(self):
+        cv2 = _cv2()
+        params: list[int] = []
+        if self.kind == "stream":
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.open_timeout_ms]
+        try:
+            cap = cv2.VideoCapture(self.target, cv2.CAP_ANY, params) if params else cv2.VideoCapture(self.target)
+        except cv2.error:
+            return None
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if self.kind == "camera" and self.capture_size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.capture_size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.capture_size[1])
+        if self.live:
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # analyse the newest frame, not a backlog (where supported)
+        return cap
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.live:
+            yield from self._iter_live()
+        else:
+            yield from self._iter_file()
+
+    def _iter_file(self) -> Iterator[Frame]:
+        cv2 = _cv2()
+        fps = self.fps or 30.0
+        index = 0
+        bad_run = 0
+        while self._cap is not None:
+            ok, bgr = self._cap.read()
+            if ok and bgr is not None:
+                if bad_run:
+                    self.warn(f"{self.target}: skipped {bad_run} unreadable frame(s) before frame {index}")
+                bad_run = 0
+                self.stats.read += 1
+                yield Frame(bgr, index, int(round(index * 1000.0 / fps)))
+                index += 1
+                continue
+            # End of file, or a damaged frame: the container's frame count tells them apart. Seeking past
+            # a damaged stretch reaches the next keyframe; a truncated file fails until the count runs out.
+            if self.frame_count is None or index >= self.frame_count - 1 or bad_run >= self.max_bad_frames:
+                missing = self.frame_count - index if self.frame_count and index < self.frame_count else 0
+                self.stats.skipped += missing
+                if bad_run or missing > 1:
+                    self.warn(f"{self.target}: the last {bad_run + missing} of {self.frame_count} frames are "
+                              "unreadable (file truncated or damaged)")
+                return
+            bad_run += 1
+            self.stats.skipped += 1
+            index += 1
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+
+    def _iter_live(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        index = 0
+        while True:
+            ok, bgr = self._cap.read() if self._cap is not None else (False, None)
+            if ok and bgr is not None:
+                self.stats.read += 1
+                yield Frame(bgr, index, int((time.monotonic() - start) * 1000))
+                index += 1
+                continue
+            if not self._reopen():
+                self.stats.lost = True
+                return
+
+    def _reopen(self) -> bool:
+        """Reconnect a dropped camera or stream, with a growing pause; False when all attempts failed."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        for attempt in range(1, self.reconnect + 1):
+            self.warn(f"{self.description}: no frame; reconnecting ({attempt}/{self.reconnect})")
+            time.sleep(min(0.5 * attempt, 3.0))
+            cap = self._open()
+            if cap is not None:
+                ok, _ = cap.read()
+                if ok:
+                    self._cap = cap
+                    self.stats.reconnects += 1
+                    self.warn(f"{self.description}: reconnected")
+                    return True
+                cap.release()
+        self.warn(f"{self.description}: lost after {self.reconnect} reconnection attempts; stopping")
+        return False
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageSource(FrameSource):
+    """Still images: files, folders (their image files, sorted) and glob patterns, in the order given."""
+
+    kind = "images"
+
+    def __init__(self, paths: list[str | Path], *, warn: Warn | None = None) -> None:
+        super().__init__(warn)
+        self.files, self.problems = expand_images(paths)
+        if not self.files and not self.problems:
+            raise BadInputError("no images found in " + ", ".join(str(p) for p in paths))
+        self.description = f"{len(self.files)} image(s)"
+
+    def __iter__(self) -> Iterator[Frame]:
+        for name, problem in self.problems:
+            self._skip(name, problem)
+        for index, path in enumerate(self.files):
+            bgr = read_bgr(path)
+            if bgr is None:
+                self._skip(str(path), "cannot decode image")
+                continue
+            self.stats.read += 1
+            yield Frame(bgr, index, 0, name=str(path))
+
+    def _skip(self, name: str, why: str) -> None:
+        self.stats.skipped += 1
+        self.stats.skipped_names.append(name)
+        self.warn(f"skipped {name}: {why}")
+
+
+def read_bgr(path: str | Path) -> np.ndarray | None:
+    """An image file as BGR uint8 (EXIF orientation applied), or None if missing or undecodable."""
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return img
+
+
+def expand_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders and glob patterns -> (image files, [(argument, problem)] for arguments that give none).
+
+    Folders contribute their files with an image suffix (sorted, not recursive); a file named
+    explicitly is kept whatever its suffix, so that a wrongly named image still gets a clear error.
+    """
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((str(p), "no image files in folder"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif glob.has_magic(str(arg)):
+            found = sorted(Path(f) for f in glob.glob(str(arg)) if Path(f).is_file())
+            if not found:
+                problems.append((str(arg), "pattern matches no file"))
+            files.extend(found)
+        else:
+            problems.append((str(p), "not found"))
+    return files, problems
+
+
+def parse_source(text: str) -> tuple[str, int | str]:
+    """Guess the kind of a positional SOURCE: camera index, stream URL, images (folder/glob/image) or video."""
+    t = text.strip()
+    if t.isdigit():
+        return "camera", int(t)
+    if t.startswith("/dev/video"):
+        return "camera", t
+    if t.lower().startswith(STREAM_SCHEMES):
+        return "stream", t
+    p = Path(t)
+    if p.is_dir() or glob.has_magic(t) or p.suffix.lower() in IMAGE_SUFFIXES:
+        return "images", t
+    return "video", t
+
+
+def open_source(kind: str, target, *, warn: Warn | None = None, reconnect: int = 5,
+                capture_size: tuple[int, int] | None = None) -> FrameSource:
+    """Open a source of ``kind`` camera | video | stream | images (``target``: index/path, path, URL, paths)."""
+    if kind == "images":
+        return ImageSource(list(target) if isinstance(target, (list, tuple)) else [target], warn=warn)
+    if kind == "camera" and isinstance(target, str) and target.isdigit():
+        target = int(target)
+    if kind not in ("camera", "video", "stream"):
+        raise BadInputError(f"unknown source kind: {kind}")
+    return CaptureSource(target, kind, warn=warn, reconnect=reconnect, capture_size=capture_size)
+
+
+def _cv2():
+    import cv2
+
+    return cv2
