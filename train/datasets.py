@@ -29,6 +29,7 @@ GENDERS = ("male", "female")
 # AGE_GENDER_RACE_DATETIME.jpg.chip.jpg; the date part and the suffixes vary, the three labels do not.
 _UTK_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_[^/\\]*\.(jpe?g|png)$", re.IGNORECASE)
 _IMAGE_EXT = (".jpg", ".jpeg", ".png")
+KAGGLE_SIDE = 48  # the Kaggle CSV's images are 48x48 grayscale
 
 
 @dataclass
@@ -249,8 +250,8 @@ class Dataset:
                 except (ValueError, TypeError, AttributeError):
                     self.skipped.add("non-numeric field", f"line {i}")
                     continue
-                side = int(round(len(pixels) ** 0.5))
-                if side < 8 or side * side != len(pixels):
+                side = KAGGLE_SIDE
+                if len(pixels) != side * side:
                     self.skipped.add("wrong pixel count", f"line {i} ({len(pixels)} values)")
                     continue
                 if not (0 <= age <= 120 and gender in (0, 1) and 0 <= eth <= 4) or pixels.min() < 0 \

@@ -167,7 +167,9 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     from edgeag.train.model import build_model, count_macs
 
     keras.utils.set_random_seed(tcfg.seed)
-    model = build_model(mcfg, mean_age=float(tr.age.mean()))
+    # Start the age head at the loss's best constant (median for L1, mean otherwise).
+    start_age = float(np.median(tr.age) if tcfg.age_loss == "l1" else tr.age.mean())
+    model = build_model(mcfg, mean_age=start_age)
     steps = int(np.ceil(len(tr) / tcfg.batch_size))
     total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -1,0 +1,138 @@
+"""Model heads, a tiny end-to-end train + evaluate run, and int8 quantization of the result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import needs_data, utk_members, write_tar
+
+pytestmark = pytest.mark.slow
+tf = pytest.importorskip("tensorflow", reason="training tests need edgeag[train]")
+
+
+@pytest.mark.parametrize("arch", ["mobilenet", "resnet", "efficientnet"])
+def test_heads_are_named_and_shaped(arch):
+    from edgeag.train.model import ModelConfig, build_model, count_macs
+
+    m = build_model(ModelConfig(arch=arch, input_size=48, channels=1, width=0.35))
+    out = m(np.zeros((2, 48, 48, 1), np.float32), training=False)
+    assert set(out) == {"age", "gender", "ethnicity"}
+    assert out["age"].shape == (2, 1) and out["gender"].shape == (2, 1) and out["ethnicity"].shape == (2, 5)
+    assert np.allclose(np.asarray(out["ethnicity"]).sum(1), 1, atol=1e-5)
+    g = np.asarray(out["gender"])
+    assert ((g > 0) & (g < 1)).all()
+    assert count_macs(m) > 0 and m.count_params() < 2_000_000
+
+
+def test_depthwise_separable_blocks_are_used():
+    from keras import layers
+
+    from edgeag.train.model import ModelConfig, build_model
+
+    m = build_model(ModelConfig())
+    kinds = {type(layer) for layer in m.layers}
+    assert layers.DepthwiseConv2D in kinds and layers.BatchNormalization in kinds and layers.Dropout in kinds
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Train a tiny model for a few epochs on 640 UTKFace faces of all ages (hash split), once per module."""
+    from conftest import UTK_TAR
+
+    if not UTK_TAR.is_file():
+        pytest.skip("UTKFace not found at ../shared/data")
+    tmp = tmp_path_factory.mktemp("tiny")
+    tar = write_tar(tmp / "utk.tar", utk_members(6400, split="train")[::10])
+    out = tmp / "model"
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(out),
+                        "--input-size", "48", "--width", "0.35", "--epochs", "10", "--batch-size", "32",
+                        "--lr", "0.004", "--patience", "6"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tar, out, r
+
+
+@needs_data
+def test_train_writes_every_artifact(tiny_run):
+    _, out, r = tiny_run
+    for f in ("model.keras", "config.json", "history.csv", "metrics.json", "report.md", "curves.png",
+              "error_by_age.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    config = json.loads((out / "config.json").read_text())
+    assert config["crop"]["size"] == 48 and config["model"]["arch"] == "mobilenet"
+    assert config["epochs_run"] >= 1 and config["seconds_per_epoch"] > 0
+    assert "Traceback" not in r.stderr
+
+
+@needs_data
+def test_trained_model_beats_a_constant_age_predictor(tiny_run):
+    tar, out, _ = tiny_run
+    from edgeag.train.cache import load_crops
+    from edgeag.train.datasets import Dataset
+    from edgeag.train.evaluate import evaluate_model
+    from edgeag.edge.crop import CropSpec
+
+    m = evaluate_model(out, tar, split="val", progress=False)
+    crops, _ = load_crops(Dataset(tar), CropSpec(size=48), None, progress=False)
+    train_median = float(np.median(crops.subset("train").age))
+    val = crops.subset("val").age
+    constant_mae = float(np.abs(val - train_median).mean())
+    assert m["overall"]["n"] == len(val) > 20
+    assert m["overall"]["age_mae"] < constant_mae, (m["overall"]["age_mae"], constant_mae)
+
+
+@needs_data
+def test_int8_quantization_matches_float_and_carries_metadata(tiny_run, tmp_path):
+    tar, out, _ = tiny_run
+    from edgeag.edge.classifier import AgeGenderClassifier
+    from edgeag.edge.metadata import read_metadata
+    from edgeag.train.cache import load_crops
+    from edgeag.train.datasets import Dataset
+    from edgeag.edge.crop import CropSpec
+    from edgeag.train.evaluate import KerasPredictor
+    from edgeag.quantize.convert import load_model_dir
+
+    q = tmp_path / "m.tflite"
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "quantize", str(out), "--data", str(tar),
+                        "--out", str(q), "--samples", "64", "--check-split", "val"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "age MAE float" in r.stderr
+    meta = read_metadata(q)
+    assert meta["mode"] == "int8" and meta["crop"]["size"] == 48 and meta["labels"]["gender"] == ["male", "female"]
+
+    clf = AgeGenderClassifier(q)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(q))
+    int_types = (np.int8, np.uint8)
+    assert all(d["dtype"] in int_types for d in interp.get_input_details())
+    assert all(d["dtype"] in int_types for d in interp.get_output_details())
+    assert {op["op_name"] for op in interp._get_ops_details()} <= {
+        "QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "SOFTMAX",
+        "MUL", "RESHAPE", "PAD", "AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH", "RELU6", "RELU"}
+
+    crops, _ = load_crops(Dataset(tar), CropSpec(size=48), None, progress=False)
+    x = crops.subset("val").x[:64]
+    model, _ = load_model_dir(out)
+    f = KerasPredictor(model).predict(x)
+    i = clf.predict(x)
+    assert np.abs(f["age"] - i["age"]).mean() < 1.5
+    assert ((f["p_female"] >= 0.5) == (i["p_female"] >= 0.5)).mean() >= 0.9
+    assert np.abs(f["ethnicity"] - i["ethnicity"]).max() < 0.15
+
+
+def test_quantize_rejects_broken_inputs(tmp_path):
+    cases = [
+        ["quantize", str(tmp_path / "missing"), "--out", str(tmp_path / "a.tflite")],
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite")],  # folder without a model
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.bin")],
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--mode", "int4"],
+    ]
+    for args in cases:
+        r = subprocess.run([sys.executable, "-m", "edgeag.cli", *args], capture_output=True, text=True)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "error" in r.stderr
