@@ -422,3 +422,20 @@ def test_cli_port_in_use():
     finally:
         s.close()
     assert r.exit_code == 2 and "in use" in r.output
+
+
+def test_load_script_smoke(tmp_path):
+    """benchmarks/load_server.py against a running loopback server: bounded, writes its JSON."""
+    from edgeag.benchmarks.load_server import main
+    from edgeag.edge.server import ServerThread
+
+    img = tmp_path / "blank.jpg"
+    img.write_bytes(jpeg(background(120, 160)))
+    with ServerThread(create_app(workers=1)) as url:
+        report = main(["--url", url, "--image", str(img), "--requests", "4", "--concurrency", "1,2",
+                       "--warmup", "0", "--out", str(tmp_path / "load.json")])
+    assert [lv["requests"] for lv in report["levels"]] == [4, 4]
+    assert all(lv["errors"] == 0 and lv["requests_per_s"] > 0 for lv in report["levels"])
+    assert (tmp_path / "load.json").is_file()
+    with pytest.raises(SystemExit):
+        main(["--url", "http://example.com:8000", "--image", str(img)])

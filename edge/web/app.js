@@ -48,9 +48,12 @@
   }
 
   function drawBoxes(faces, scale) {
-    const lw = Math.max(2, Math.round(canvas.width / 320));
-    const fs = Math.max(12, Math.round(canvas.width / 40));
-    const pad = Math.round(fs / 4);
+    // Sizes in screen pixels, converted to canvas pixels: labels stay readable on a phone showing a big photo.
+    const shown = canvas.getBoundingClientRect().width;
+    const k = shown > 0 ? canvas.width / shown : 1;
+    const lw = Math.max(2, Math.round(2 * k));
+    const fs = Math.round(16 * k);
+    const pad = Math.max(2, Math.round(fs / 5));
     ctx.lineWidth = lw;
     ctx.strokeStyle = BOX_COLOR;
     ctx.font = `600 ${fs}px system-ui, sans-serif`;
@@ -61,10 +64,11 @@
       const text = labelOf(f);
       const tw = ctx.measureText(text).width + 2 * pad, th = fs + 2 * pad;
       const ty = y - lw / 2 - th >= 0 ? y - lw / 2 - th : y + h + lw / 2; // above the box, else below
+      const tx = Math.max(0, Math.min(x - lw / 2, canvas.width - tw)); // keep the label inside the canvas
       ctx.fillStyle = BOX_COLOR;
-      ctx.fillRect(x - lw / 2, ty, tw, th);
+      ctx.fillRect(tx, ty, tw, th);
       ctx.fillStyle = "#000";
-      ctx.fillText(text, x - lw / 2 + pad, ty + pad);
+      ctx.fillText(text, tx + pad, ty + pad);
     }
   }
 
