@@ -439,3 +439,21 @@ def test_load_script_smoke(tmp_path):
     assert (tmp_path / "load.json").is_file()
     with pytest.raises(SystemExit):
         main(["--url", "http://example.com:8000", "--image", str(img)])
+
+
+def test_unexpected_error_is_json_without_traceback():
+    class Broken:
+        metadata = {"crop": {"size": 8}}
+        last_timings: dict = {}
+
+        def analyze(self, rgb):
+            raise RuntimeError("secret internal detail")
+
+        def close(self):
+            pass
+
+    app = create_app(service=AnalyzeService(ServerOptions(workers=1), factory=Broken))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/analyze", content=png(np.zeros((8, 8, 3), np.uint8)))
+    assert r.status_code == 500 and r.json() == {"error": "internal error"}
+    assert "secret" not in r.text and "Traceback" not in r.text
