@@ -96,6 +96,8 @@ class FrameSource:
 class CaptureSource(FrameSource):
     """A camera (index or device path), a video file or a stream URL, through ``cv2.VideoCapture``."""
 
+    HEALTHY_S = 10.0  # seconds of frames after a reconnection that restore the full reconnection budget
+
     def __init__(self, target: int | str, kind: str, *, warn: Warn | None = None, reconnect: int = 5,
                  capture_size: tuple[int, int] | None = None, open_timeout_ms: int = 10000,
                  max_bad_frames: int = 250) -> None:
@@ -116,8 +118,12 @@ class CaptureSource(FrameSource):
             raise SourceError(self._open_failure_message())
         fps = self._cap.get(_cv2().CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1.0 <= fps <= 240.0 else None
-        count = self._cap.get(_cv2().CAP_PROP_FRAME_COUNT) if kind == "video" else 0
+        count = self._cap.get(_cv2().CAP_PROP_FRAME_COUNT) if kind in ("video", "stream") else 0
         self.frame_count = int(count) if count and count > 0 else None
+        if kind == "stream" and self.frame_count:  # a file served over HTTP: it ends, it does not drop
+            self.live = False
+        self._attempts_used = 0  # reconnection attempts of the current run of outages
+        self._last_reconnect = -1e9
 
     def _open_failure_message(self) -> str:
         if self.kind == "camera":
@@ -197,11 +203,19 @@ class CaptureSource(FrameSource):
                 return
 
     def _reopen(self) -> bool:
-        """Reconnect a dropped camera or stream, with a growing pause; False when all attempts failed."""
+        """Reconnect a dropped camera or stream, with a growing pause; False when the attempts are used up.
+
+        The ``reconnect`` budget is shared by outages that follow each other within ``HEALTHY_S``
+        seconds, so a source that comes back only to drop again at once cannot loop forever.
+        """
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-        for attempt in range(1, self.reconnect + 1):
+        if time.monotonic() - self._last_reconnect > self.HEALTHY_S:
+            self._attempts_used = 0
+        while self._attempts_used < self.reconnect:
+            self._attempts_used += 1
+            attempt = self._attempts_used
             self.warn(f"{self.description}: no frame; reconnecting ({attempt}/{self.reconnect})")
             time.sleep(min(0.5 * attempt, 3.0))
             cap = self._open()
@@ -210,6 +224,7 @@ class CaptureSource(FrameSource):
                 if ok:
                     self._cap = cap
                     self.stats.reconnects += 1
+                    self._last_reconnect = time.monotonic()
                     self.warn(f"{self.description}: reconnected")
                     return True
                 cap.release()
