@@ -64,8 +64,8 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             frame = next(it, None)
             if frame is None:
                 break
+            rgb = frame.rgb  # decode + colour conversion both count as "read"
             t_read = time.perf_counter()
-            rgb = frame.rgb
             faces = analyzer.track(rgb, frame.timestamp_ms) if track else analyzer.analyze(rgb)
             t_done = time.perf_counter()
             lt = analyzer.last_timings
