@@ -21,11 +21,40 @@ VIDEO_SUFFIXES = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"
 
 
 def display_available() -> bool:
-    """Whether a window can be shown. On Linux that needs an X display (OpenCV's Qt uses X11/XWayland);
-    without one Qt would abort the process, so we check before opening any window."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY"))
-    return True
+    """Whether a window can be shown.
+
+    On Linux OpenCV's Qt needs an X server (X11 or XWayland). Without one Qt aborts the whole process
+    (no exception to catch), so we check first: DISPLAY must be set and its server must accept a connection
+    (a stale DISPLAY, e.g. from an SSH session without X forwarding, is common on headless devices).
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    return _x_server_answers(os.environ.get("DISPLAY", ""))
+
+
+def _x_server_answers(display: str, timeout: float = 0.5) -> bool:
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:unix)?(?P<host>[^:]*):(?P<num>\d+)(?:\.\d+)?", display.strip())
+    if not m:
+        return False
+    host, num = m.group("host"), int(m.group("num"))
+    try:
+        if host in ("", "unix"):
+            for addr in (f"/tmp/.X11-unix/X{num}", f"\0/tmp/.X11-unix/X{num}"):  # path, then abstract
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    try:
+                        sock.connect(addr)
+                        return True
+                    except OSError:
+                        continue
+            return False
+        with socket.create_connection((host, 6000 + num), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _color(track_id: int | None) -> tuple[int, int, int]:

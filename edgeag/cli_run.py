@@ -37,14 +37,19 @@ def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
     raise BadInputError(f"--size must look like 640x480, got {text!r}")
 
 
-def _choose_source(source: Optional[str], camera: Optional[str], video: Optional[Path],
+def _choose_source(source: Optional[List[str]], camera: Optional[str], video: Optional[Path],
                    image: Optional[List[str]], stream: Optional[str]) -> tuple[str, object]:
     from edgeag.edge.sources import parse_source
 
+    source = list(source or [])
+    image = list(image or [])
+    # A shell-expanded glob (`--image photos/*.jpg`, `edgeag run *.jpg`) arrives as several arguments.
+    if source and (image or len(source) > 1):
+        image, source = image + source, []
     given = [(k, v) for k, v in (("camera", camera), ("video", video), ("images", image), ("stream", stream))
              if v not in (None, [])]
-    if source is not None:
-        given.append(parse_source(source))
+    if source:
+        given.append(parse_source(source[0]))
     if len(given) > 1:
         raise BadInputError("give one source: SOURCE, --camera, --video, --image or --stream")
     if not given:
@@ -59,29 +64,31 @@ def _choose_source(source: Optional[str], camera: Optional[str], video: Optional
 
 @handle_errors
 def run(
-    source: Optional[str] = typer.Argument(None, help="Camera index, video file, image/folder/glob or stream URL "
-                                           "(guessed; or use one of the options below). Default: camera 0."),
-    camera: Optional[str] = typer.Option(None, "--camera", help="Camera index (0, 1, ...) or device (/dev/video0)."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Video file."),
-    image: Optional[List[str]] = typer.Option(None, "--image", help="Image file, folder or glob (repeatable)."),
-    stream: Optional[str] = typer.Option(None, "--stream", help="Stream URL: rtsp://, http(s)://, tcp://, udp://."),
-    model: Optional[Path] = typer.Option(None, "--model", help=_MODEL_HELP),
+    source: Optional[List[str]] = typer.Argument(None, metavar="SOURCE", help="Camera index, video file, images (files, folder, "
+                                                 "glob) or stream URL: guessed, or use an option below. "
+                                                 "Default: camera 0.", show_default=False),
+    camera: Optional[str] = typer.Option(None, "--camera", metavar="N|DEVICE", help="Camera index (0, 1, ...) or device (/dev/video0)."),
+    video: Optional[Path] = typer.Option(None, "--video", metavar="FILE", help="Video file."),
+    image: Optional[List[str]] = typer.Option(None, "--image", metavar="PATH", help="Image file, folder or glob (repeatable)."),
+    stream: Optional[str] = typer.Option(None, "--stream", metavar="URL", help="Stream URL: rtsp://, http(s)://, tcp://, udp://."),
+    model: Optional[Path] = typer.Option(None, "--model", metavar="FILE", help=_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads (Raspberry Pi: 4)."),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="Analyse at most N faces per frame."),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write JSON Lines (one record per frame) to FILE, "
+    json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="Write JSON Lines (one record per frame) to FILE, "
                                            "or '-' for stdout."),
-    save: Optional[Path] = typer.Option(None, "--save", help="Annotated video (FILE.mp4/.avi); with images, a folder."),
+    save: Optional[Path] = typer.Option(None, "--save", metavar="FILE|DIR", help="Annotated video (FILE.mp4/.avi); with images, a folder."),
     ethnicity: bool = typer.Option(False, "--ethnicity", help="Show ethnicity in the captions."),
     no_smooth: bool = typer.Option(False, "--no-smooth", help="Raw per-frame predictions (IDs are still tracked)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames."),
-    size: Optional[str] = typer.Option(None, "--size", help="Camera capture size, e.g. 640x480."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Camera capture size, e.g. 640x480."),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnection attempts when a camera/stream drops."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary on stderr."),
 ) -> None:
     """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
+    import os
     import signal
 
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
@@ -111,7 +118,9 @@ def run(
                 if not quiet:
                     _note("q or Esc in the window to stop" + (", any other key: next image" if is_images else ""))
             elif not quiet:
-                _note("no display found: running headless (--headless hides this note)")
+                d = os.environ.get("DISPLAY")
+                why = f"no X server answers on DISPLAY={d}" if d else "no display found"
+                _note(f"{why}: running headless (--headless hides this note)")
         if not sinks and not quiet:
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
         if not quiet:
@@ -167,16 +176,16 @@ def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path]) 
 
 @handle_errors
 def predict(
-    images: List[str] = typer.Argument(..., help="Image files, folders or globs."),
+    images: List[str] = typer.Argument(..., metavar="IMAGES", help="Image files, folders or globs."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line and image: "
                                  '{"file": ..., "faces": [...]} (or "error").'),
-    model: Optional[Path] = typer.Option(None, "--model", help=_MODEL_HELP),
+    model: Optional[Path] = typer.Option(None, "--model", metavar="FILE", help=_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads."),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="At most N faces per image."),
     ethnicity: bool = typer.Option(False, "--ethnicity", help="Show the ethnicity column in the table."),
-    save: Optional[Path] = typer.Option(None, "--save", help="Folder for annotated copies of the images."),
+    save: Optional[Path] = typer.Option(None, "--save", metavar="DIR", help="Folder for annotated copies of the images."),
 ) -> None:
     """Analyse photos: a table, or one JSON object per image with --json."""
     import json

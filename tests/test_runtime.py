@@ -395,3 +395,76 @@ def test_live_source_that_keeps_dropping_does_not_loop_forever(monkeypatch):
     src = sources.CaptureSource("rtsp://cam/stream", "stream", reconnect=3)
     frames = list(src)
     assert src.stats.reconnects == 3 and src.stats.lost and len(frames) == 2 + 3 * 1
+
+
+# ---------------------------------------------------------------- window and Ctrl-C
+
+
+@needs_data
+@pytest.mark.skipif(not Path("/usr/bin/Xvfb").exists(), reason="Xvfb not installed (apt install xvfb)")
+def test_window_mode_under_a_virtual_display(video, tmp_path):
+    import shutil
+    import time
+
+    num = 90 + os.getpid() % 50
+    xvfb = subprocess.Popen([shutil.which("Xvfb") or "/usr/bin/Xvfb", f":{num}", "-screen", "0", "800x600x24"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{num}").exists():
+                break
+            time.sleep(0.1)
+        env = {**os.environ, "DISPLAY": f":{num}"}
+        out = tmp_path / "w.jsonl"
+        p = subprocess.run([sys.executable, "-m", "edgeag.cli", "run", "--video", str(video.path), "--ethnicity",
+                            "--max-frames", "20", "--json", str(out)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "q or Esc" in p.stderr and "headless" not in p.stderr
+        assert len(jsonl(out.read_text())) == 20
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+
+
+def test_stale_display_falls_back_to_headless(tmp_path):
+    from edgeag.edge.sinks import _x_server_answers
+
+    assert not _x_server_answers(":987") and not _x_server_answers("") and not _x_server_answers("nonsense")
+
+
+def test_ctrl_c_flushes_json_and_finalises_the_mp4(tmp_path):
+    """SIGINT mid-run: exit 130, every written JSON line complete, the MP4 playable."""
+    import signal
+    import time
+
+    import cv2
+
+    src = tmp_path / "long.mp4"
+    w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 30, (160, 120))
+    for i in range(3000):  # ~100 s of video: the run cannot finish before the signal
+        w.write(np.full((120, 160, 3), i % 255, np.uint8))
+    w.release()
+    out, mp4 = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgeag.cli", "run", "--video", str(src), "--headless",
+                             "--json", str(out), "--save", str(mp4)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 10):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    records = jsonl(out.read_text())  # every line parses: nothing half-written
+    assert 10 <= len(records) < 3000
+    cap = cv2.VideoCapture(str(mp4))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == len(records)
