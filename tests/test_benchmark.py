@@ -22,7 +22,7 @@ TOP_KEYS = {"schema_version", "tool", "edgeag_version", "created", "machine", "c
 RUN_KEYS = {"model", "threads", "faces", "stages", "summary", "accuracy", "vs_baseline"}
 MODEL_KEYS = {"path", "name", "mode", "size_bytes", "params", "params_source", "macs", "macs_source", "input",
               "architecture", "family"}
-STAGE_KEYS = {"decode", "detect", "crop", "classify_face", "classify_batch", "output", "draw", "end_to_end",
+STAGE_KEYS = {"decode", "detect", "crop", "classify_face", "classify_batch", "track", "output", "draw", "end_to_end",
               "end_to_end_drawn"}
 STAT_KEYS = {"n", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "fps"}
 SUMMARY_KEYS = {"fps", "fps_drawn", "classify_face_ms", "classify_batch_per_face_ms", "non_model_share", "peak_rss_mb"}
