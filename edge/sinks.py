@@ -134,8 +134,12 @@ class JsonlSink(Sink):
         self.count = 0
 
     def write(self, record: dict, image: np.ndarray | None) -> bool:
-        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._f.flush()  # a consumer (or a crash) sees every finished frame
+        try:
+            self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._f.flush()  # a consumer (or a crash) sees every finished frame
+        except BrokenPipeError:  # `... --json - | head`: the reader is gone, so stop quietly
+            _silence_stdout()
+            return False
         self.count += 1
         return True
 
@@ -146,6 +150,16 @@ class JsonlSink(Sink):
             pass
         if self._own:
             self._f.close()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not fail on a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 class VideoSink(Sink):

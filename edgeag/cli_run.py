@@ -98,6 +98,8 @@ def run(
 
     kind, target = _choose_source(source, camera, video, image, stream)
     capture_size = _parse_size(size)
+    if capture_size and kind != "camera":
+        raise BadInputError("--size applies to cameras only")
     warn = (lambda m: None) if quiet else _warn
     if model is not None and not model.is_file():
         raise BadInputError(f"model file not found: {model}")
@@ -112,8 +114,9 @@ def run(
             sinks.append(JsonlSink(json_out))
         if save is not None:
             sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
+        show_window = not headless and display_available()
         if not headless:
-            if display_available():
+            if show_window:
                 sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
                 if not quiet:
                     _note("q or Esc in the window to stop" + (", any other key: next image" if is_images else ""))
@@ -139,8 +142,7 @@ def run(
         try:
             summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
                                max_frames=max_frames, warn=warn,
-                               status=status if (headless or not display_available()) and not quiet
-                               and json_out != "-" else None)
+                               status=status if not (show_window or quiet or json_out == "-") else None)
         finally:
             signal.signal(signal.SIGTERM, old)
             analyzer.close()
@@ -241,7 +243,13 @@ def predict(
 def _emit(r: dict, as_json: bool, json) -> None:
     """JSON mode streams one line per image as soon as it is done; errors also go to stderr."""
     if as_json:
-        typer.echo(json.dumps(r, separators=(",", ":")))
+        try:
+            typer.echo(json.dumps(r, separators=(",", ":")))
+        except BrokenPipeError:  # `edgeag predict ... --json | head`: the reader is gone
+            from edgeag.edge.sinks import _silence_stdout
+
+            _silence_stdout()
+            raise typer.Exit(0) from None
     if "error" in r:
         _warn(f"skipped {r['file']}: {r['error']}")
 
