@@ -104,48 +104,46 @@ def run(
     if model is not None and not model.is_file():
         raise BadInputError(f"model file not found: {model}")
     src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)
+    is_images = kind == "images"
     sinks = []
     try:
-        is_images = kind == "images"
-        analyzer = FaceAnalyzer(FaceAnalyzerOptions(
-            model_path=model, threads=threads, min_confidence=min_confidence, max_faces=max_faces,
-            video=not is_images, smooth=not no_smooth))
         if json_out is not None:
             sinks.append(JsonlSink(json_out))
         if save is not None:
             sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
         show_window = not headless and display_available()
-        if not headless:
-            if show_window:
-                sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
-                if not quiet:
-                    _note("q or Esc in the window to stop" + (", any other key: next image" if is_images else ""))
-            elif not quiet:
-                d = os.environ.get("DISPLAY")
-                why = f"no X server answers on DISPLAY={d}" if d else "no display found"
-                _note(f"{why}: running headless (--headless hides this note)")
+        if show_window:
+            sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
+        elif not headless and not quiet:
+            d = os.environ.get("DISPLAY")
+            why = f"no X server answers on DISPLAY={d}" if d else "no display found"
+            _note(f"{why}: running headless (--headless hides this note)")
         if not sinks and not quiet:
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
-        if not quiet:
-            _note(f"{src.description}: {kind}, model {analyzer.classifier.path.name} "
-                  f"(input {analyzer.spec.size}x{analyzer.spec.size}), "
-                  f"{'tracking' + ('' if no_smooth else ' + smoothing') if not is_images else 'per image'}")
+        options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
+                                      max_faces=max_faces, video=not is_images, smooth=not no_smooth)
+        with FaceAnalyzer(options) as analyzer:
+            if not quiet:
+                mode = "per image" if is_images else "tracking" + ("" if no_smooth else " + smoothing")
+                _note(f"{src.description}: {kind}, model {analyzer.classifier.path.name} "
+                      f"(input {analyzer.spec.size}x{analyzer.spec.size}), {mode}")
+                if show_window:
+                    _note("q or Esc in the window to stop" + (", any other key: next image" if is_images else ""))
 
-        def status(s, fps, n_faces):
-            _note(f"frame {s.frames}: {fps:.1f} FPS, {n_faces} face(s)")
+            def status(s, fps, n_faces):
+                _note(f"frame {s.frames}: {fps:.1f} FPS, {n_faces} face(s)")
 
-        # SIGTERM (systemd, docker stop) ends the run like Ctrl-C: outputs are finalised.
-        def _term(*_):
-            raise KeyboardInterrupt
+            # SIGTERM (systemd, docker stop) ends the run like Ctrl-C: outputs are finalised.
+            def _term(*_):
+                raise KeyboardInterrupt
 
-        old = signal.signal(signal.SIGTERM, _term)
-        try:
-            summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
-                               max_frames=max_frames, warn=warn,
-                               status=status if not (show_window or quiet or json_out == "-") else None)
-        finally:
-            signal.signal(signal.SIGTERM, old)
-            analyzer.close()
+            old = signal.signal(signal.SIGTERM, _term)
+            try:
+                summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
+                                   max_frames=max_frames, warn=warn,
+                                   status=None if (show_window or quiet or json_out == "-") else status)
+            finally:
+                signal.signal(signal.SIGTERM, old)
     finally:
         src.close()
         for s in sinks:  # idempotent: run_loop closed them already unless setup failed
