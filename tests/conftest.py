@@ -26,8 +26,11 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EDGEAG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-def utk_members(n: int, split: str | None = None, start: int = 0) -> list[tuple[str, bytes]]:
-    """The first n well-named UTKFace files (name, JPEG bytes), optionally of one split."""
+def utk_members(n: int, split: str | None = None, start: int = 0, every: int = 1) -> list[tuple[str, bytes]]:
+    """n well-named UTKFace files (name, JPEG bytes), optionally of one split, taking every k-th.
+
+    The tar is sorted by name, so age-ordered runs: ``every`` spreads a sample over all ages.
+    """
     import csv
 
     splits = {}
@@ -35,7 +38,7 @@ def utk_members(n: int, split: str | None = None, start: int = 0) -> list[tuple[
         with SPLIT_FILE.open() as f:
             splits = {r["file"]: r["split"] for r in csv.DictReader(f)}
     out = []
-    skipped = 0
+    skipped = seen = 0
     with tarfile.open(UTK_TAR) as tf:
         for m in tf:
             if not m.isfile():
@@ -45,6 +48,9 @@ def utk_members(n: int, split: str | None = None, start: int = 0) -> list[tuple[
                 continue
             if skipped < start:
                 skipped += 1
+                continue
+            seen += 1
+            if (seen - 1) % every:
                 continue
             out.append((name, tf.extractfile(m).read()))
             if len(out) >= n:
