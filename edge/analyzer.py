@@ -24,7 +24,7 @@ from edgeag.edge.crop import Detection, crop_face
 from edgeag.edge.detector import FaceDetector
 from edgeag.edge.face import Face
 from edgeag.edge.tracker import Tracker
-from edgeag.errors import BadInputError, ModelError
+from edgeag.errors import BadInputError
 
 
 @dataclass
@@ -69,14 +69,8 @@ class FaceAnalyzer:
     def __init__(self, options: FaceAnalyzerOptions | None = None, **kwargs) -> None:
         self.options = options or FaceAnalyzerOptions(**kwargs)
         o = self.options
-        try:
-            self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)
-        except ModelError as exc:
-            # Some messages name the buffer, not the file: the user must see which file is bad.
-            name = str(o.model_path) if o.model_path else "bundled model"
-            raise (exc if name in str(exc) else ModelError(f"{name}: {exc}")) from None
+        self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)  # errors name the file
         self.detector = FaceDetector(o.detector_path, min_confidence=o.min_confidence, video=o.video)
-        _close_before_thread_shutdown(self)
         self.spec = self.classifier.crop_spec
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
@@ -174,31 +168,6 @@ class FaceAnalyzer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _close_before_thread_shutdown(analyzer: FaceAnalyzer) -> None:
-    """Close the MediaPipe graph at interpreter exit while its worker threads still run.
-
-    MediaPipe closes through a thread pool that Python shuts down before ``atexit``/``weakref.finalize``
-    callbacks run, so an analyzer left open by a script would print a traceback at exit. Threading's own
-    exit hooks run earlier (last registered first); only a weak reference is held.
-    """
-    import threading
-    import weakref
-
-    register = getattr(threading, "_register_atexit", None)
-    if register is None:  # not CPython 3.9+: fall back to the detector's own finalizer
-        return
-    ref = weakref.ref(analyzer)
-
-    def _close() -> None:
-        a = ref()
-        if a is not None:
-            a.close()
-
-    try:
-        register(_close)
-    except RuntimeError:  # already shutting down
-        pass
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:

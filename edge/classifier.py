@@ -48,7 +48,7 @@ class AgeGenderClassifier:
             raise ModelError(f"model file not found: {path}")
         buf = path.read_bytes()
         self.path = path
-        self.metadata = read_metadata(buf) if buf[4:8] == b"TFL3" else read_metadata(path)
+        self.metadata = read_metadata(buf, name=str(path))
         self.crop_spec = CropSpec.from_dict(self.metadata["crop"])
         self.labels = self.metadata["labels"]
         from ai_edge_litert.interpreter import Interpreter

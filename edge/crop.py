@@ -24,7 +24,7 @@ class CropSpec:
 
     size: int = 64
     channels: int = 3
-    margin: float = 0.3  # context added around the detector box, as a fraction of its longer side
+    margin: float = 0.1  # context added around the detector box, as a fraction of its longer side
 
     def to_dict(self) -> dict:
         return {**asdict(self), "version": CROP_VERSION}

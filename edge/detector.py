@@ -72,6 +72,7 @@ class FaceDetector:
         self._last_ts = -1
         # Close at interpreter exit, before module teardown (mediapipe's own __del__ fails that late).
         self._finalizer = weakref.finalize(self, self._task.close)
+        _close_before_thread_shutdown(self)
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
         """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale is accepted too."""
@@ -110,3 +111,28 @@ class FaceDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _close_before_thread_shutdown(detector: FaceDetector) -> None:
+    """Close the MediaPipe graph at interpreter exit while its worker threads still run.
+
+    MediaPipe closes through a thread pool that Python shuts down before ``atexit``/``weakref.finalize``
+    callbacks run, so a detector left open by a script would print a traceback at exit. Threading's own
+    exit hooks run earlier (last registered first); only a weak reference is held.
+    """
+    import threading
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # not CPython 3.9+: the weakref finalizer remains
+        return
+    ref = weakref.ref(detector)
+
+    def _close() -> None:
+        d = ref()
+        if d is not None:
+            d.close()
+
+    try:
+        register(_close)
+    except RuntimeError:  # already shutting down
+        pass

@@ -20,12 +20,12 @@ METADATA_FORMAT = 1
 REQUIRED_KEYS = ("format", "crop", "outputs", "labels")
 
 
-def read_metadata(model: bytes | str | Path) -> dict:
-    """The edgeag JSON inside a TFLite model. Raises ModelError if the file is not TFLite or has none."""
+def read_metadata(model: bytes | str | Path, name: str | None = None) -> dict:
+    """The edgeag JSON inside a TFLite model (bytes or path). Raises ModelError, naming ``name`` or the path."""
     from ai_edge_litert import schema_py_generated as schema
 
     buf = model if isinstance(model, (bytes, bytearray)) else _read(Path(model))
-    name = "model" if isinstance(model, (bytes, bytearray)) else str(model)
+    name = name or ("model" if isinstance(model, (bytes, bytearray)) else str(model))
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise ModelError(f"{name} is not a TFLite model (no TFL3 identifier)")
     try:

@@ -53,7 +53,7 @@ def train(
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
     age_loss: str = typer.Option("l1", help="l1, mse or huber."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
-    margin: float = typer.Option(0.3, help="Crop margin around the detector box (fraction of its side)."),
+    margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N training records (quick runs)."),
     seed: int = typer.Option(0),
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
@@ -91,7 +91,7 @@ def evaluate(
     """Evaluate a model: MAE, CS@5, bias, gender and ethnicity accuracy, per age group and ethnicity."""
     import json
 
-    from edgeag.train.evaluate import evaluate_model, markdown_table
+    from edgeag.train.evaluate import evaluate_model
 
     m = evaluate_model(model, data, split=split, split_file=split_file, out=out, tta_flip=tta, seed=seed)
     clean = {k: v for k, v in m.items() if not k.startswith("_")}

@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
 
@@ -34,7 +35,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except EdgeagError as exc:
-            err_console.print(f"[red]error:[/] {exc}")
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -45,7 +46,7 @@ def handle_errors(fn):
             err_console.print("[red]error:[/] out of memory")
             raise typer.Exit(EXIT_RUNTIME) from None
         except Exception as exc:  # last resort: a bug, but still no traceback for the user
-            err_console.print(f"[red]error:[/] unexpected {type(exc).__name__}: {exc}")
+            err_console.print(f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}")
             if os.environ.get("EDGEAG_DEBUG"):
                 raise
             err_console.print("set EDGEAG_DEBUG=1 to see the traceback")
@@ -56,6 +57,6 @@ def handle_errors(fn):
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print an error and exit (for checks inside commands)."""
-    err_console.print(f"[red]error:[/] {message}")
+    err_console.print(f"[red]error:[/] {escape(message)}")
     sys.stderr.flush()
     raise typer.Exit(code)

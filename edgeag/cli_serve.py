@@ -35,8 +35,7 @@ def serve(
     except ImportError as exc:
         from edgeag.errors import EdgeagError
 
-        # The backslash keeps rich (handle_errors prints with markup) from eating [serve].
-        raise EdgeagError(f"`edgeag serve` needs {exc.name}: pip install 'edgeag\\[serve]'", 2) from None
+        raise EdgeagError(f"`edgeag serve` needs {exc.name}: pip install 'edgeag[serve]'", 2) from None
     from edgeag.edge.server import ServerOptions, bind_socket, create_app, is_loopback, uvicorn_server
     from edgeag.errors import BadInputError
 

@@ -134,7 +134,7 @@ def plot_history(history_csv: Path, out_png: Path) -> None:
 
 def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
           model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
-          crop_margin: float = 0.3, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+          crop_margin: float = 0.1, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Train on ``data`` and write the model folder ``out``. Returns the validation metrics.
 
     Ctrl-C stops training and still writes everything from the best epoch so far.

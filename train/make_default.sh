@@ -10,7 +10,7 @@ SPLIT=(--split-file "$DATA/utkface_split.csv")
 
 start=$(date +%s)
 edgeag train --data "$DATA/UTKFace.tar" "${SPLIT[@]}" --out "$OUT" --seed "$SEED" \
-    --arch mobilenet --input-size 80 --width 0.75 --expansion 3 --epochs 30 --patience 8
+    --arch mobilenet --input-size 80 --width 0.75 --expansion 3 --epochs 20 --patience 8 --margin 0.1
 edgeag quantize "$OUT" --data "$DATA/UTKFace.tar" "${SPLIT[@]}" --out "$OUT/edgeag_default.tflite" \
     --mode int8 --samples 300
 edgeag evaluate "$OUT" --data "$DATA/UTKFace.tar" "${SPLIT[@]}" --split test --out "$OUT/eval_float"
