@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+import typer
 
 from edgeag.errors import BadInputError
 
 SCHEMA_VERSION = 1
 DEFAULT_GRID = "mobilenet:0.5,mobilenet:0.75,mobilenet:1.0,resnet:0.5,efficientnet:0.75"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ def plot_grid(res: dict, out_png: str | Path) -> Path:
 
 
 def run_grid(data: str | Path, *, split_file: str | Path | None = None, grid: str = DEFAULT_GRID,
-             work: str | Path = ROOT / "runs" / "arch_grid", out: str | Path = ROOT / "benchmarks" / "results",
+             work: str | Path = "runs/arch_grid", out: str | Path = "benchmarks/results",
              epochs: int = 12, patience: int = 4, limit: int | None = None, input_size: int = 80,
              budget_min: float | None = None, model_budget_min: float | None = None, force: bool = False,
              float_eval: bool = True, latency_n: int = 300, seed: int = 0, progress: bool = True,
@@ -365,25 +365,26 @@ def _estimate(e: GridEntry, input_size: int, epochs: int, per_mmac_epoch: list[f
 
 
 def main(
-    data: Path,
-    split_file: Optional[Path] = None,
-    grid: str = DEFAULT_GRID,
-    work: Path = ROOT / "runs" / "arch_grid",
-    out: Path = ROOT / "benchmarks" / "results",
-    epochs: int = 12,
-    patience: int = 4,
-    limit: Optional[int] = None,
-    input_size: int = 80,
-    budget_min: Optional[float] = None,
-    model_budget_min: Optional[float] = None,
-    force: bool = False,
-    no_float_eval: bool = False,
+    data: Path = typer.Argument(..., help="UTKFace folder/archive (as for `edgeag train`)."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file", help="CSV file,split (default: hash split)."),
+    grid: str = typer.Option(DEFAULT_GRID, help="Entries arch:width[:depth], comma-separated."),
+    work: Path = typer.Option(Path("runs/arch_grid"), help="Folder for the trained models and int8 files."),
+    out: Path = typer.Option(Path("benchmarks/results"), help="Folder for arch_grid.json and arch_grid.png."),
+    epochs: int = typer.Option(12, help="Epoch budget per model (early stopping may end sooner)."),
+    patience: int = typer.Option(4, help="Early-stopping patience (epochs)."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N training records (smoke tests)."),
+    input_size: int = typer.Option(80, help="Crop size in pixels."),
+    budget_min: Optional[float] = typer.Option(None, help="Wall-clock budget of the whole run, minutes."),
+    model_budget_min: Optional[float] = typer.Option(None, help="Wall-clock limit of one model's training, minutes."),
+    force: bool = typer.Option(False, "--force", help="Retrain the listed models even if results exist."),
+    no_float_eval: bool = typer.Option(False, "--no-float-eval", help="Skip the float model's test evaluation."),
 ) -> None:
-    """Command-line entry (see the module docstring)."""
+    """Train, quantize, evaluate and time a grid of architectures (see the module docstring)."""
     res = run_grid(data, split_file=split_file, grid=grid, work=work, out=out, epochs=epochs, patience=patience,
                    limit=limit, input_size=input_size, budget_min=budget_min, model_budget_min=model_budget_min,
                    force=force, float_eval=not no_float_eval)
     print_table(res)
+    print(f"results: {Path(out) / 'arch_grid.json'}, plot: {Path(out) / 'arch_grid.png'}")
 
 
 def print_table(res: dict) -> None:
@@ -410,8 +411,6 @@ def print_table(res: dict) -> None:
 
 
 def cli() -> None:
-    import typer
-
     from edgeag.cli_common import handle_errors
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

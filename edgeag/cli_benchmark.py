@@ -41,6 +41,13 @@ def benchmark(
     from edgeag.benchmarks.bench import BenchConfig, parse_threads, plot, print_report, run_benchmark, write_json
 
     to_stdout = json_out is not None and str(json_out) == "-"
+    if plot_out is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            from edgeag.errors import BadInputError
+
+            raise BadInputError("--plot needs matplotlib: pip install matplotlib (or leave out --plot)")
     cfg = BenchConfig(models=list(model or []), threads=parse_threads(threads), frames=frames, warmup=warmup,
                       faces=faces, width=width, height=height, data=data, split_file=split_file, split=split,
                       detector=detector, accuracy=not no_accuracy)

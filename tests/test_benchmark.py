@@ -165,6 +165,7 @@ def tiny_variants(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 def test_variants_side_by_side_with_ratios(tiny_variants, tmp_path):
     from edgeag.benchmarks.bench import BenchConfig, run_benchmark, write_json
 
@@ -187,6 +188,7 @@ def test_variants_side_by_side_with_ratios(tiny_variants, tmp_path):
     assert json.loads(write_json(res, tmp_path / "r.json").read_text())["runs"][0]["model"]["mode"] == "int8"
 
 
+@pytest.mark.slow
 def test_graph_stats_match_the_keras_count(tiny_variants):
     from edgeag.benchmarks.bench import model_facts, tflite_graph_stats
     from edgeag.edge.metadata import read_metadata
