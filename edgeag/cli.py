@@ -141,6 +141,7 @@ def quantize(
     samples: int = typer.Option(300, help="Representative crops for int8 calibration."),
     check_split: str = typer.Option("test", help="Split on which float and converted models are compared."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the float-vs-converted evaluation."),
+    flip_tta: bool = typer.Option(False, "--flip-tta", help="Bake test-time flip into the model (2x compute per face)."),
 ) -> None:
     """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop."""
     import json
@@ -152,7 +153,7 @@ def quantize(
         from edgeag.errors import BadInputError
 
         raise BadInputError(f"--out must end in .tflite: {out}")
-    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples)
+    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, flip_tta=flip_tta)
     err_console.print(f"[green]wrote[/] {r['path']} ({r['bytes'] / 1024:.0f} KB, {mode})")
     if no_check:
         return
@@ -161,7 +162,7 @@ def quantize(
     config = json.loads((model_dir / "config.json").read_text())
     data = data or Path(config["data"]["path"])
     split_file = split_file or (Path(config["data"]["split_file"]) if config["data"].get("split_file") else None)
-    f = evaluate_model(model_dir, data, split=check_split, split_file=split_file)["overall"]
+    f = evaluate_model(model_dir, data, split=check_split, split_file=split_file, tta_flip=flip_tta)["overall"]
     q = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]
     err_console.print(
         f"{check_split} split: age MAE float {f['age_mae']:.3f} -> {mode} {q['age_mae']:.3f} "

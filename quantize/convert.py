@@ -61,6 +61,17 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
     }
 
 
+def with_flip_tta(model):
+    """The model averaged with itself on the mirrored crop (test-time flip), as one graph."""
+    import keras
+
+    inp = keras.Input(model.input_shape[1:], name="image")
+    a = model(inp)
+    b = model(keras.ops.flip(inp, axis=2))
+    out = {k: keras.layers.Average(name=k)([a[k], b[k]]) for k in ("age", "gender", "ethnicity")}
+    return keras.Model(inp, out, name=f"{model.name}_flip")
+
+
 def convert(model, mode: str, representative: np.ndarray | None = None) -> bytes:
     """Keras model -> TFLite bytes (no metadata yet)."""
     import tensorflow as tf
@@ -98,8 +109,12 @@ def convert(model, mode: str, representative: np.ndarray | None = None) -> bytes
 
 def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None = None,
              split_file: str | Path | None = None, mode: str = "int8", samples: int = 300,
-             seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Convert ``model_dir`` to ``out`` (.tflite) with metadata. Returns {"path", "bytes", "mode"}."""
+             seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True,
+             flip_tta: bool = False) -> dict:
+    """Convert ``model_dir`` to ``out`` (.tflite) with metadata. Returns {"path", "bytes", "mode"}.
+
+    ``flip_tta`` bakes test-time flip into the graph: twice the compute per face, lower error.
+    """
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
 
@@ -119,9 +134,11 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
         pool = tr if len(tr) else crops
         idx = np.random.default_rng(seed).permutation(len(pool))[:samples]
         representative = pool.x[np.sort(idx)]
+    if flip_tta:
+        model = with_flip_tta(model)
     tfl = convert(model, mode, representative)
     meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
-                                         else None})
+                                         else None, "tta": "flip" if flip_tta else None})
     blob = write_metadata(tfl, meta)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
