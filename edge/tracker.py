@@ -69,22 +69,28 @@ class Track:
     age: float | None = None  # EMA state
     _logit: deque = field(default_factory=deque, repr=False)
     _eth_logp: deque = field(default_factory=deque, repr=False)
+    _logit_sum: float = 0.0  # running sums over the window: O(1) per frame, not O(window)
+    _eth_sum: np.ndarray | None = field(default=None, repr=False)
 
     def observe(self, age: float, p_female: float, ethnicity: np.ndarray | None, *, age_alpha: float,
                 window: int) -> Smoothed:
         """Add one frame's predictions; return the smoothed estimate."""
         self.age = age if self.age is None else (1 - age_alpha) * self.age + age_alpha * age
         p = min(max(p_female, _EPS), 1 - _EPS)
-        self._logit.append(math.log(p / (1 - p)))
+        logit = math.log(p / (1 - p))
+        self._logit.append(logit)
+        self._logit_sum += logit
         if len(self._logit) > window:
-            self._logit.popleft()
-        p_s = 1.0 / (1.0 + math.exp(-sum(self._logit) / len(self._logit)))
+            self._logit_sum -= self._logit.popleft()
+        p_s = 1.0 / (1.0 + math.exp(-self._logit_sum / len(self._logit)))
         eth = None
         if ethnicity is not None:
-            self._eth_logp.append(np.log(np.clip(np.asarray(ethnicity, np.float64), _EPS, 1.0)))
+            logp = np.log(np.clip(np.asarray(ethnicity, np.float64), _EPS, 1.0))
+            self._eth_logp.append(logp)
+            self._eth_sum = logp.copy() if self._eth_sum is None else self._eth_sum + logp
             if len(self._eth_logp) > window:
-                self._eth_logp.popleft()
-            m = np.mean(self._eth_logp, axis=0)
+                self._eth_sum -= self._eth_logp.popleft()
+            m = self._eth_sum / len(self._eth_logp)
             e = np.exp(m - m.max())
             eth = e / e.sum()
         return Smoothed(self.age, p_s, eth)
