@@ -54,7 +54,7 @@ def train(
     age_loss: str = typer.Option("l1", help="l1, mse or huber."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N training records (quick runs)."),
+    limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
     cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder (default ~/.cache/edgeag or $EDGEAG_CACHE)."),

@@ -46,6 +46,14 @@ class CropSet:
     def head(self, n: int) -> "CropSet":
         return CropSet(*(getattr(self, f)[:n] for f in self.__dataclass_fields__))
 
+    def sample(self, n: int, seed: int = 0) -> "CropSet":
+        """A seeded random subset of n crops, in storage order (archives are name-sorted, i.e. by age:
+        the first n would all be of a few ages)."""
+        if n >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return CropSet(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("EDGEAG_CACHE", Path.home() / ".cache" / "edgeag"))

@@ -36,7 +36,7 @@ class TrainConfig:
     patience: int = 10
     seed: int = 0
     augment: bool = True
-    limit: int | None = None  # use only the first N records of each split (quick runs, tests)
+    limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
 
 
 def _augmenter(seed: int):
@@ -154,7 +154,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     crops, skipped = load_crops(dataset, spec, None, cache_dir=cache_dir, progress=progress)
     tr, va = crops.subset("train"), crops.subset("val")
     if tcfg.limit:
-        tr, va = tr.head(tcfg.limit), va.head(max(1, tcfg.limit // 4))
+        tr, va = tr.sample(tcfg.limit, tcfg.seed), va.sample(max(1, tcfg.limit // 4), tcfg.seed)
     if len(tr) == 0 or len(va) == 0:
         raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
     console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
