@@ -106,6 +106,35 @@ def _progress_callback(epochs: int, steps: int):
     return RichProgress()
 
 
+def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 256, seed: int = 0, progress: bool = True) -> None:
+    """Re-estimate every BatchNorm layer's moving statistics on clean (un-augmented) training crops.
+
+    During training the moving averages follow the last few augmented batches (momentum 0.9), so at the
+    end they describe brightness/contrast-jittered images, not the camera's. Replacing them by the exact
+    mean of per-batch statistics over the clean training set removed a +3.1-year bias and lowered val
+    age MAE from 7.18 to 6.31 for the default model (measured; see MODEL_CARD.md).
+    """
+    import keras
+    from rich.progress import Progress
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    old = [layer.momentum for layer in bns]
+    idx = np.random.default_rng(seed).permutation(len(x))
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("recalibrating batch norm", total=len(x))
+        for k, i in enumerate(range(0, len(idx), batch_size)):
+            for layer in bns:
+                layer.momentum = k / (k + 1)  # cumulative mean of batch statistics
+            # Training mode only updates the BN statistics here: no loss, no gradient step. Dropout sits
+            # after the last BN layer, so it does not disturb them.
+            model(x[np.sort(idx[i:i + batch_size])].astype(np.float32), training=True)
+            bar.advance(task, min(batch_size, len(x) - i))
+    for layer, m in zip(bns, old):
+        layer.momentum = m
+
+
 def plot_history(history_csv: Path, out_png: Path) -> None:
     """Training curves: loss, age MAE, gender and ethnicity accuracy, train against val."""
     import matplotlib
@@ -229,7 +258,13 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
 
     from edgeag.train.evaluate import KerasPredictor, evaluate_crops, write_report
 
-    metrics = evaluate_crops(KerasPredictor(keras.models.load_model(ckpt)), va, split="val")
+    best = keras.models.load_model(ckpt)
+    t_bn = time.time()
+    recalibrate_batchnorm(best, tr.x, seed=tcfg.seed, progress=progress)
+    best.save(ckpt)
+    config.update(bn_recalibrated=True, bn_recalibration_seconds=round(time.time() - t_bn, 1))
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    metrics = evaluate_crops(KerasPredictor(best), va, split="val")
     metrics["training"] = {k: config[k] for k in ("train_seconds", "epochs_run", "seconds_per_epoch", "interrupted")}
     write_report(metrics, out, va.age, title="validation")
     return metrics
