@@ -41,17 +41,17 @@ def test_depthwise_separable_blocks_are_used():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """Train a tiny model for a few epochs on 640 UTKFace faces of all ages (hash split), once per module."""
+    """Train a tiny model for a few epochs on 960 UTKFace faces of all ages (hash split), once per module."""
     from conftest import UTK_TAR
 
     if not UTK_TAR.is_file():
         pytest.skip("UTKFace not found at ../shared/data")
     tmp = tmp_path_factory.mktemp("tiny")
-    tar = write_tar(tmp / "utk.tar", utk_members(640, split="train", every=29))
+    tar = write_tar(tmp / "utk.tar", utk_members(960, split="train", every=19))
     out = tmp / "model"
     r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(out),
-                        "--input-size", "48", "--width", "0.35", "--epochs", "10", "--batch-size", "32",
-                        "--lr", "0.004", "--patience", "6"], capture_output=True, text=True)
+                        "--input-size", "48", "--width", "0.35", "--epochs", "24", "--batch-size", "32",
+                        "--lr", "0.004", "--patience", "24"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return tar, out, r
 
