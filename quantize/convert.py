@@ -136,6 +136,7 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
         representative = pool.x[np.sort(idx)]
     if flip_tta:
         model = with_flip_tta(model)
+        config = {**config, "macs": 2 * config["macs"] if config.get("macs") else None}
     tfl = convert(model, mode, representative)
     meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
                                          else None, "tta": "flip" if flip_tta else None})
