@@ -111,3 +111,12 @@ def iou(a, b) -> float:
     ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
     inter = iw * ih
     return inter / (aw * ah + bw * bh - inter) if inter > 0 else 0.0
+
+
+if __name__ == "__main__":
+    # The video behind the FPS figure in README.md:  python tests/video_fixture.py /tmp/faces3.mp4 300
+    import sys
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "faces3.mp4")
+    v = make_video(out, pick_faces(), n_frames=int(sys.argv[2]) if len(sys.argv) > 2 else 300)
+    print(f"wrote {v.path}: {v.n_frames} frames {v.size[0]}x{v.size[1]}, faces {[f.name for f in v.faces]}")
