@@ -43,9 +43,6 @@ class CropSet:
         m = self.split == split
         return CropSet(*(getattr(self, f)[m] for f in self.__dataclass_fields__))
 
-    def head(self, n: int) -> "CropSet":
-        return CropSet(*(getattr(self, f)[:n] for f in self.__dataclass_fields__))
-
     def sample(self, n: int, seed: int = 0) -> "CropSet":
         """A seeded random subset of n crops, in storage order (archives are name-sorted, i.e. by age:
         the first n would all be of a few ages)."""
@@ -59,7 +56,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EDGEAG_CACHE", Path.home() / ".cache" / "edgeag"))
 
 
-def pick_face(dets: list[Detection], height: int, width: int) -> Detection | None:
+def pick_face(dets: list[Detection]) -> Detection | None:
     """In a pre-cropped face photo the subject is the largest face (others are background people)."""
     if not dets:
         return None
@@ -101,7 +98,7 @@ def load_crops(dataset: Dataset, spec: CropSpec, split: str | None = None, *,
         task = bar.add_task(f"{dataset.path.name} ({split or 'all'})", total=limit)
         for rec in dataset.records(split):
             h, w = rec.image.shape[:2]
-            det = pick_face(detector.detect(rec.image), h, w)
+            det = pick_face(detector.detect(rec.image))
             fallbacks.append(det is None)
             if det is None:
                 det = whole_image_detection(h, w, spec)
