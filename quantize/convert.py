@@ -62,13 +62,21 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
 
 
 def with_flip_tta(model):
-    """The model averaged with itself on the mirrored crop (test-time flip), as one graph."""
+    """The model averaged with itself on the mirrored crop (test-time flip), as one graph.
+
+    The crop and its mirror run as one batch of 2N through a single copy of the network, so the .tflite
+    holds each op and bias once (two parallel branches would duplicate them) and the interpreter makes
+    one pass over the weights.
+    """
     import keras
 
     inp = keras.Input(model.input_shape[1:], name="image")
-    a = model(inp)
-    b = model(keras.ops.flip(inp, axis=2))
-    out = {k: keras.layers.Average(name=k)([a[k], b[k]]) for k in ("age", "gender", "ethnicity")}
+    both = keras.ops.concatenate([inp, keras.ops.flip(inp, axis=2)], axis=0)
+    y = model(both)
+    out = {}
+    for k in ("age", "gender", "ethnicity"):
+        a, b = keras.ops.split(y[k], 2, axis=0)
+        out[k] = keras.layers.Average(name=k)([a, b])
     return keras.Model(inp, out, name=f"{model.name}_flip")
 
 

@@ -39,6 +39,21 @@ def test_depthwise_separable_blocks_are_used():
     assert layers.DepthwiseConv2D in kinds and layers.BatchNormalization in kinds and layers.Dropout in kinds
 
 
+def test_flip_tta_averages_the_crop_and_its_mirror_per_face():
+    from edgeag.quantize.convert import with_flip_tta
+    from edgeag.train.model import ModelConfig, build_model
+
+    m = build_model(ModelConfig(input_size=32, width=0.35))
+    tta = with_flip_tta(m)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    got = tta(x, training=False)
+    plain, mirrored = m(x, training=False), m(x[:, :, ::-1], training=False)
+    for k in ("age", "gender", "ethnicity"):
+        want = (np.asarray(plain[k]) + np.asarray(mirrored[k])) / 2
+        assert np.asarray(got[k]).shape == want.shape  # one row per face, not per (face, mirror)
+        assert np.allclose(np.asarray(got[k]), want, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """Train a tiny model for a few epochs on 960 UTKFace faces of all ages (hash split), once per module."""
