@@ -89,10 +89,9 @@ def run(
 ) -> None:
     """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
     import os
-    import signal
 
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
-    from edgeag.edge.runner import run_loop
+    from edgeag.edge.runner import deferred_interrupts, run_loop
     from edgeag.edge.sinks import ImageDirSink, JsonlSink, VideoSink, WindowSink, display_available
     from edgeag.edge.sources import open_source
 
@@ -133,17 +132,11 @@ def run(
             def status(s, fps, n_faces):
                 _note(f"frame {s.frames}: {fps:.1f} FPS, {n_faces} face(s)")
 
-            # SIGTERM (systemd, docker stop) ends the run like Ctrl-C: outputs are finalised.
-            def _term(*_):
-                raise KeyboardInterrupt
-
-            old = signal.signal(signal.SIGTERM, _term)
-            try:
+            # Ctrl-C and SIGTERM (systemd, docker stop) end the run after the current frame; outputs are finalised.
+            with deferred_interrupts() as stop:
                 summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
-                                   max_frames=max_frames, warn=warn,
+                                   max_frames=max_frames, warn=warn, stop=stop,
                                    status=None if (show_window or quiet or json_out == "-") else status)
-            finally:
-                signal.signal(signal.SIGTERM, old)
     finally:
         src.close()
         for s in sinks:  # idempotent: run_loop closed them already unless setup failed

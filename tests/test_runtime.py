@@ -468,3 +468,18 @@ def test_ctrl_c_flushes_json_and_finalises_the_mp4(tmp_path):
     while cap.read()[0]:
         n += 1
     assert n == len(records)
+
+
+def test_first_interrupt_is_deferred_to_the_frame_boundary_the_second_is_immediate():
+    """Ctrl-C must not land inside MediaPipe (it crashed the process); a second one still breaks a stall."""
+    import signal
+
+    from edgeag.edge.runner import deferred_interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    with deferred_interrupts() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
