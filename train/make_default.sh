@@ -16,5 +16,6 @@ edgeag quantize "$OUT" --data "$DATA/UTKFace.tar" "${S[@]}" --out "$OUT/edgeag_d
 edgeag evaluate "$OUT" --data "$DATA/UTKFace.tar" "${S[@]}" --split test --out "$OUT/eval_float"
 edgeag evaluate "$OUT/int8.tflite" --data "$DATA/UTKFace.tar" "${S[@]}" --split test --out "$OUT/eval_int8"
 edgeag evaluate "$OUT/edgeag_default.tflite" --data "$DATA/UTKFace.tar" "${S[@]}" --split test --out "$OUT/eval_int8_flip"
+edgeag evaluate "$OUT" --tta --data "$DATA/UTKFace.tar" "${S[@]}" --split test --out "$OUT/eval_float_flip"
 echo "wall time: $(( $(date +%s) - start )) s"
 echo "to bundle: cp $OUT/edgeag_default.tflite edge/models/edgeag_default.tflite"
