@@ -12,6 +12,7 @@ import typer
 
 from edgeag._version import __version__
 from edgeag.cli_common import err_console, handle_errors
+from edgeag.errors import EXIT_INTERRUPTED
 
 app = typer.Typer(
     name="edgeag",
@@ -53,13 +54,18 @@ def train(
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
     age_loss: str = typer.Option("l1", help="l1, mse or huber."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
+    gender_weight: float = typer.Option(1.0, help="Loss weight of the gender head (age 0.1, ethnicity 0.5)."),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
     cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder (default ~/.cache/edgeag or $EDGEAG_CACHE)."),
 ) -> None:
-    """Train an age/gender/ethnicity model (needs edgeag\\[train])."""
+    """Train an age/gender/ethnicity model (needs edgeag\\[train]).
+
+    Resumable: an interrupted run (Ctrl-C, a killed job) keeps a per-epoch backup in OUT/backup;
+    the same command again continues from the last finished epoch.
+    """
     from edgeag.train.fit import TrainConfig, train as run_train
     from edgeag.train.model import ModelConfig
 
@@ -67,10 +73,16 @@ def train(
     mcfg = ModelConfig(arch=arch, input_size=input_size, channels=channels, width=width, depth=depth,
                        dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
-                       seed=seed, augment=not no_augment, limit=limit)
+                       seed=seed, augment=not no_augment, limit=limit,
+                       loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)
     o = m["overall"]
+    if m["training"]["interrupted"]:
+        # Everything up to the best epoch is written, but a script must not take this for a finished run.
+        err_console.print(f"[yellow]interrupted[/]: best epoch so far written to {out} (val age MAE "
+                          f"{o['age_mae']:.2f}); run the same command again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
     err_console.print(f"[green]done[/]: val age MAE {o['age_mae']:.2f}, CS@5 {100 * o['age_cs5']:.1f}%, "
                       f"gender {100 * o['gender_accuracy']:.1f}%, ethnicity {100 * o['ethnicity_accuracy']:.1f}% "
                       f"-> {out}")

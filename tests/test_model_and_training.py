@@ -151,3 +151,36 @@ def test_quantize_rejects_broken_inputs(tmp_path):
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", *args], capture_output=True, text=True)
         assert r.returncode == 2, (args, r.stderr)
         assert "Traceback" not in r.stderr and "error" in r.stderr
+
+
+@needs_data
+def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
+    """Ctrl-C keeps a usable model and a backup; the same command again continues, not restarts."""
+    import signal
+    import time
+
+    tar = write_tar(tmp_path / "utk.tar", utk_members(160, split="train", every=97))
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(out),
+           "--input-size", "32", "--width", "0.25", "--epochs", "6", "--batch-size", "32", "--patience", "6"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = out / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:  # header + 2 epochs
+            p.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.1)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err[-3000:]  # a script must not take it for a finished run
+    assert "interrupted" in err and "Traceback" not in err and (out / "model.keras").is_file() and (out / "backup").is_dir()
+    done = len(history.read_text().splitlines()) - 1
+    assert 2 <= done < 6
+
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming after epoch {done}" in r.stderr
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert epochs == list(range(6))  # continued, not restarted and not repeated
+    assert not (out / "backup").exists()  # a finished run leaves no backup behind
+    assert json.loads((out / "config.json").read_text())["resumed_after_epoch"] == done

@@ -161,6 +161,18 @@ def plot_history(history_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def _previous_history(history_csv: Path) -> tuple[float | None, int]:
+    """(best val_loss, epochs logged) of an earlier run's history.csv; (None, 0) if there is none."""
+    if not history_csv.is_file() or history_csv.stat().st_size == 0:
+        return None, 0
+    import csv
+
+    with open(history_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    losses = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
+    return (min(losses) if losses else None), len(rows)
+
+
 def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
           model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
           crop_margin: float = 0.1, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
@@ -232,10 +244,18 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed)
     ds_va = _tf_dataset(va, 256, False, None, tcfg.seed)
     ckpt = out / "model.keras"
+    backup = out / "backup"
+    # A per-epoch backup (weights, optimizer, epoch) lets a killed run continue where it stopped;
+    # Keras deletes it when fit() completes. On resume, keep the history and the best val_loss so far.
+    best_so_far, epochs_before = _previous_history(out / "history.csv") if backup.is_dir() else (None, 0)
+    if epochs_before:
+        console.print(f"resuming after epoch {epochs_before} from {backup}", highlight=False)
     callbacks = [
-        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True),
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=best_so_far),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg.patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(out / "history.csv"),
+        keras.callbacks.CSVLogger(out / "history.csv", append=bool(epochs_before)),
     ]
     if progress:
         callbacks.append(_progress_callback(tcfg.epochs, steps))
@@ -251,9 +271,10 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         model.save(ckpt)  # interrupted during the first epoch: save what there is
     if (out / "history.csv").is_file() and (out / "history.csv").stat().st_size > 0:
         plot_history(out / "history.csv", out / "curves.png")
-    epochs_run = sum(1 for _ in open(out / "history.csv")) - 1 if (out / "history.csv").is_file() else 0
+    epochs_run = _previous_history(out / "history.csv")[1]
     config.update(train_seconds=round(wall, 1), epochs_run=epochs_run, interrupted=interrupted,
-                  seconds_per_epoch=round(wall / max(1, epochs_run), 1))
+                  seconds_per_epoch=round(wall / max(1, epochs_run - epochs_before), 1),
+                  resumed_after_epoch=epochs_before)
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     from edgeag.train.evaluate import KerasPredictor, evaluate_crops, write_report
