@@ -72,6 +72,13 @@ class AgeGenderClassifier:
         details = {d["index"]: d for d in self._interp.get_tensor_details()}
         self._in_q = _Quant(details[self._in_index])
         self._out_q = {h: _Quant(details[i]) for h, i in self._out_index.items()}
+        # Gender operating point chosen on validation (``edgeag quantize --gender-threshold``): P(female) is
+        # re-centred with a logit shift so that 0.5 is the decision point everywhere downstream.
+        t = float(self.metadata.get("gender_threshold", 0.5))
+        if not 0.0 < t < 1.0:
+            raise ModelError(f"{path}: gender_threshold {t} in the metadata is not inside (0, 1)")
+        self.gender_threshold = t
+        self._gender_shift = float(np.log(t / (1.0 - t)))
         self._batch = 0
         self._resize(1)
         # uint8 input with scale 1 and zero point 0 takes the crop as it is (no copy, no arithmetic).
@@ -117,4 +124,8 @@ class AgeGenderClassifier:
             v = self._interp.get_tensor(idx)
             q = self._out_q[head]
             out[head] = (v.astype(np.float32) - q.zero) * q.scale if q.quantized else v.astype(np.float32)
-        return {"age": out["age"].reshape(n), "p_female": out["gender"].reshape(n), "ethnicity": out["ethnicity"]}
+        p_female = out["gender"].reshape(n)
+        if self._gender_shift:
+            p = np.clip(p_female, 1e-6, 1 - 1e-6)
+            p_female = (1.0 / (1.0 + np.exp(self._gender_shift - np.log(p / (1.0 - p))))).astype(np.float32)
+        return {"age": out["age"].reshape(n), "p_female": p_female, "ethnicity": out["ethnicity"]}

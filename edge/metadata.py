@@ -5,7 +5,8 @@ with the flatbuffer schema that ai-edge-litert ships: no TensorFlow needed on th
 
 Keys (stable contract): ``format`` (=1), ``edgeag_version``, ``crop`` {size, channels, margin, version},
 ``input`` {dtype, color, normalisation}, ``outputs`` {head: meaning}, ``labels`` {gender, ethnicity},
-``age_range``, ``mode`` (int8|float16|float32|dynamic), ``training`` {data, split, date, ...}, ``metrics``.
+``age_range``, ``mode`` (int8|float16|float32|dynamic), ``training`` {data, split, date, ...}, ``metrics``;
+optional ``gender_threshold`` (P(female) decision point chosen on val; the classifier re-centres on it).
 """
 
 from __future__ import annotations

@@ -154,33 +154,64 @@ def quantize(
     check_split: str = typer.Option("test", help="Split on which float and converted models are compared."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the float-vs-converted evaluation."),
     flip_tta: bool = typer.Option(False, "--flip-tta", help="Bake test-time flip into the model (2x compute per face)."),
+    gender_threshold: str = typer.Option("0.5", "--gender-threshold",
+                                         help="P(female) decision point stored in the model: a number, or 'auto' "
+                                              "to choose it on the val split (max. accuracy)."),
 ) -> None:
     """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop."""
     import json
 
     from edgeag.quantize.convert import quantize as run_quantize
 
+    from edgeag.errors import BadInputError
+
     _require_tf()
     if out.suffix.lower() != ".tflite":
-        from edgeag.errors import BadInputError
-
         raise BadInputError(f"--out must end in .tflite: {out}")
+    if gender_threshold != "auto":
+        try:
+            threshold = float(gender_threshold)
+        except ValueError:
+            raise BadInputError(f"--gender-threshold must be a number or 'auto', got {gender_threshold!r}") from None
+        if not 0.0 < threshold < 1.0:
+            raise BadInputError(f"--gender-threshold must be inside (0, 1), got {threshold}")
     r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, flip_tta=flip_tta)
     err_console.print(f"[green]wrote[/] {r['path']} ({r['bytes'] / 1024:.0f} KB, {mode})")
-    if no_check:
-        return
     from edgeag.train.evaluate import evaluate_model
 
     config = json.loads((model_dir / "config.json").read_text())
     data = data or Path(config["data"]["path"])
     split_file = split_file or (Path(config["data"]["split_file"]) if config["data"].get("split_file") else None)
-    f = evaluate_model(model_dir, data, split=check_split, split_file=split_file, tta_flip=flip_tta)["overall"]
-    q = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]
-    err_console.print(
-        f"{check_split} split: age MAE float {f['age_mae']:.3f} -> {mode} {q['age_mae']:.3f} "
-        f"(+{q['age_mae'] - f['age_mae']:.3f}); gender float {100 * f['gender_accuracy']:.2f}% -> "
-        f"{100 * q['gender_accuracy']:.2f}% ({100 * (q['gender_accuracy'] - f['gender_accuracy']):+.2f} points); "
-        f"ethnicity {100 * f['ethnicity_accuracy']:.2f}% -> {100 * q['ethnicity_accuracy']:.2f}%")
+    if not no_check:  # the conversion's own cost, before any threshold is set
+        f = evaluate_model(model_dir, data, split=check_split, split_file=split_file, tta_flip=flip_tta)["overall"]
+        q = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]
+        err_console.print(
+            f"{check_split} split: age MAE float {f['age_mae']:.3f} -> {mode} {q['age_mae']:.3f} "
+            f"(+{q['age_mae'] - f['age_mae']:.3f}); gender float {100 * f['gender_accuracy']:.2f}% -> "
+            f"{100 * q['gender_accuracy']:.2f}% ({100 * (q['gender_accuracy'] - f['gender_accuracy']):+.2f} points); "
+            f"ethnicity {100 * f['ethnicity_accuracy']:.2f}% -> {100 * q['ethnicity_accuracy']:.2f}%")
+    if gender_threshold != "auto" and threshold == 0.5:
+        return
+    from edgeag.quantize.operating_point import choose_gender_threshold, set_gender_threshold
+
+    if gender_threshold == "auto":
+        from edgeag.train.cache import load_crops
+        from edgeag.train.datasets import Dataset
+        from edgeag.train.evaluate import load_predictor, predict_all
+
+        predictor, spec, _ = load_predictor(out)
+        crops, _ = load_crops(Dataset(data, split_file), spec, None, progress=False)
+        val = crops.subset("val")
+        if len(val) == 0:
+            raise BadInputError(f"--gender-threshold auto needs a val split in {data}")
+        threshold, acc, acc_half = choose_gender_threshold(predict_all(predictor, val.x)["p_female"], val.gender)
+        err_console.print(f"gender threshold chosen on val ({len(val)} faces): {threshold:.3f} "
+                          f"(val accuracy {100 * acc_half:.2f}% at 0.5 -> {100 * acc:.2f}%)")
+    set_gender_threshold(out, threshold)
+    if not no_check:
+        g = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]["gender_accuracy"]
+        err_console.print(f"{check_split} split with gender threshold {threshold:.3f}: gender "
+                          f"{100 * q['gender_accuracy']:.2f}% -> {100 * g:.2f}%")
 
 
 def _require_tf() -> None:

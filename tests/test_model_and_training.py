@@ -140,12 +140,30 @@ def test_int8_quantization_matches_float_and_carries_metadata(tiny_run, tmp_path
     assert np.abs(f["ethnicity"] - i["ethnicity"]).max() < 0.15
 
 
+@needs_data
+def test_quantize_chooses_a_gender_threshold_on_val(tiny_run, tmp_path):
+    tar, out, _ = tiny_run
+    from edgeag.edge.classifier import AgeGenderClassifier
+    from edgeag.quantize.operating_point import THRESHOLDS
+
+    q = tmp_path / "t.tflite"
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "quantize", str(out), "--data", str(tar), "--out", str(q),
+                        "--samples", "32", "--check-split", "val", "--gender-threshold", "auto"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "gender threshold chosen on val" in r.stderr and "with gender threshold" in r.stderr
+    t = AgeGenderClassifier(q).gender_threshold
+    assert t in THRESHOLDS
+
+
 def test_quantize_rejects_broken_inputs(tmp_path):
     cases = [
         ["quantize", str(tmp_path / "missing"), "--out", str(tmp_path / "a.tflite")],
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite")],  # folder without a model
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.bin")],
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--mode", "int4"],
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--gender-threshold", "high"],
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--gender-threshold", "1.2"],
     ]
     for args in cases:
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", *args], capture_output=True, text=True)

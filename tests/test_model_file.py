@@ -47,3 +47,44 @@ def test_bad_model_files_are_clear_errors(tmp_path):
 
     with pytest.raises(ModelError, match="no edgeag metadata"):  # a real TFLite model, but not ours
         AgeGenderClassifier(bundled_detector_path())
+
+
+def test_gender_threshold_in_the_metadata_moves_the_decision_point(tmp_path):
+    from edgeag.quantize.operating_point import set_gender_threshold
+
+    base = AgeGenderClassifier()
+    s = base.crop_spec
+    x = np.random.default_rng(1).integers(0, 256, (32, s.size, s.size, s.channels), dtype=np.uint8)
+    raw = base.predict(x)
+    for t in (0.3, 0.7):
+        path = tmp_path / f"t{t}.tflite"
+        path.write_bytes(bundled_model_path().read_bytes())
+        set_gender_threshold(path, t)
+        clf = AgeGenderClassifier(path)
+        assert clf.gender_threshold == t and read_metadata(path)["gender_threshold"] == t
+        got = clf.predict(x)
+        assert np.array_equal(got["age"], raw["age"]) and np.array_equal(got["ethnicity"], raw["ethnicity"])
+        clear = np.abs(raw["p_female"] - t) > 0.01  # int8 outputs: leave the knife edge out
+        assert np.array_equal((got["p_female"] >= 0.5)[clear], (raw["p_female"] >= t)[clear])
+        assert ((got["p_female"] > 0) & (got["p_female"] < 1)).all()
+
+
+def test_choose_gender_threshold_prefers_half_and_finds_a_shift():
+    from edgeag.quantize.operating_point import choose_gender_threshold
+
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 2, 4000)
+    p = np.clip(np.where(g == 1, 0.75, 0.25) + rng.normal(0, 0.05, 4000), 0.01, 0.99)
+    assert choose_gender_threshold(p, g)[0] == 0.5  # separable around 0.5: 0.5 ties with its neighbours
+    biased = np.clip(np.where(g == 1, 0.55, 0.05) + rng.normal(0, 0.1, 4000), 0.001, 0.999)  # leans male
+    t, acc, acc_half = choose_gender_threshold(biased, g)
+    assert abs(t - 0.3) <= 0.05 and acc > acc_half
+
+
+def test_a_gender_threshold_outside_0_1_is_a_model_error(tmp_path):
+    blob = bundled_model_path().read_bytes()
+    meta = read_metadata(blob)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(write_metadata(blob, {**meta, "gender_threshold": 1.5}))
+    with pytest.raises(ModelError, match="gender_threshold"):
+        AgeGenderClassifier(bad)
