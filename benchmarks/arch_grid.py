@@ -43,28 +43,38 @@ class GridEntry:
     arch: str
     width: float
     depth: float = 1.0
+    size: int | None = None  # crop size; None: the grid's --input-size
+    channels: int = 3  # 1 = grayscale, as in the Kaggle 48x48 CSV format
 
     @property
     def name(self) -> str:
-        return f"{self.arch}_w{self.width:g}" + ("" if self.depth == 1.0 else f"_d{self.depth:g}")
+        return (f"{self.arch}_w{self.width:g}" + ("" if self.depth == 1.0 else f"_d{self.depth:g}")
+                + (f"_{self.size}px" if self.size else "") + ("_gray" if self.channels == 1 else ""))
 
 
 def parse_grid(text: str) -> list[GridEntry]:
-    """'mobilenet:0.5,resnet:0.5:1.0' -> entries (arch:width[:depth]). BadInputError on a bad item."""
+    """'mobilenet:0.5,resnet:0.5:1.0,mobilenet:0.75@48g' -> entries (arch:width[:depth][@SIZE[g]]).
+
+    ``@48`` trains that entry on 48 px crops instead of ``--input-size``; ``@48g`` on 48 px grayscale
+    (what the Kaggle CSV format holds). BadInputError on a bad item.
+    """
     from edgeag.train.model import ARCHS
 
     out = []
     for item in [t.strip() for t in text.split(",") if t.strip()]:
-        parts = item.split(":")
+        spec, at, fmt = item.partition("@")
+        parts = spec.split(":")
         try:
-            if parts[0] not in ARCHS or not 1 <= len(parts) <= 3:
+            if parts[0] not in ARCHS or not 1 <= len(parts) <= 3 or (at and not fmt):
                 raise ValueError
+            gray = fmt.endswith("g")
+            size = int(fmt[:-1] if gray else fmt) if fmt else None
             e = GridEntry(parts[0], float(parts[1]) if len(parts) > 1 else 0.75,
-                          float(parts[2]) if len(parts) > 2 else 1.0)
-            if e.width <= 0 or e.depth <= 0:
+                          float(parts[2]) if len(parts) > 2 else 1.0, size, 1 if gray else 3)
+            if e.width <= 0 or e.depth <= 0 or (size is not None and size < 16):
                 raise ValueError
         except ValueError:
-            raise BadInputError(f"bad grid entry {item!r}: use arch:width[:depth] with arch one of "
+            raise BadInputError(f"bad grid entry {item!r}: use arch:width[:depth][@SIZE[g]] with arch one of "
                                 f"{', '.join(ARCHS)}") from None
         if e not in out:
             out.append(e)
@@ -148,8 +158,9 @@ def train_entry(entry: GridEntry, model_dir: Path, data: Path, split_file: Path 
     from edgeag.train.fit import TrainConfig, train
     from edgeag.train.model import ModelConfig
 
-    mcfg = ModelConfig(arch=entry.arch, input_size=input_size, width=entry.width, depth=entry.depth,
-                       stem_stride=1 if input_size <= 64 else 2)
+    input_size = entry.size or input_size
+    mcfg = ModelConfig(arch=entry.arch, input_size=input_size, channels=entry.channels, width=entry.width,
+                       depth=entry.depth, stem_stride=1 if input_size <= 64 else 2)
     tcfg = TrainConfig(epochs=epochs, patience=patience, limit=limit, seed=seed)
     with _Deadline(seconds) as dl:
         train(data, model_dir, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, progress=progress)
@@ -191,7 +202,7 @@ def evaluate_entry(entry: GridEntry, model_dir: Path, data: Path, split_file: Pa
     m = cfg["model"]
     return {
         "name": entry.name, "arch": entry.arch, "width": entry.width, "depth": entry.depth,
-        "input_size": m["input_size"], "params": cfg.get("params"), "macs": cfg.get("macs"),
+        "input_size": m["input_size"], "channels": m.get("channels", 3), "params": cfg.get("params"), "macs": cfg.get("macs"),
         "epochs": cfg.get("train", {}).get("epochs"), "epochs_run": cfg.get("epochs_run"),
         "train_seconds": cfg.get("train_seconds"), "seconds_per_epoch": cfg.get("seconds_per_epoch"),
         "time_limited": bool(cfg.get("time_limited")), "interrupted": bool(cfg.get("interrupted")),
@@ -253,7 +264,9 @@ def plot_grid(res: dict, out_png: str | Path) -> Path:
                 sel = [i for i, m in enumerate(ms) if m["arch"] == a]
                 ax.scatter([xs[xk][i] for i in sel], [ys[yk][i] for i in sel], s=50, label=a, zorder=3)
             for i, m in enumerate(ms):
-                ax.annotate(f"w{m['width']:g}" + ("" if m["depth"] == 1.0 else f" d{m['depth']:g}"),
+                ax.annotate(f"w{m['width']:g}" + ("" if m["depth"] == 1.0 else f" d{m['depth']:g}")
+                            + (f" {m['input_size']}px" if m.get("input_size") != res["config"].get("input_size")
+                               else "") + (" gray" if m.get("channels") == 1 else ""),
                             (xs[xk][i], ys[yk][i]), textcoords="offset points", xytext=(5, 4), fontsize=8)
             sign = 1 if yk == "age_mae" else -1
             front = pareto_front(xs[xk], [sign * v for v in ys[yk]])
@@ -359,15 +372,17 @@ def _estimate(e: GridEntry, input_size: int, epochs: int, per_mmac_epoch: list[f
     """Seconds one entry should take, from the seconds per epoch per MMAC measured on earlier entries."""
     from edgeag.train.model import ModelConfig, build_model, count_macs
 
-    macs = count_macs(build_model(ModelConfig(arch=e.arch, input_size=input_size, width=e.width, depth=e.depth,
-                                              stem_stride=1 if input_size <= 64 else 2)))
+    size = e.size or input_size
+    macs = count_macs(build_model(ModelConfig(arch=e.arch, input_size=size, channels=e.channels, width=e.width,
+                                              depth=e.depth, stem_stride=1 if size <= 64 else 2)))
     return float(np.median(per_mmac_epoch)) * macs / 1e6 * epochs
 
 
 def main(
     data: Path = typer.Argument(..., help="UTKFace folder/archive (as for `edgeag train`)."),
     split_file: Optional[Path] = typer.Option(None, "--split-file", help="CSV file,split (default: hash split)."),
-    grid: str = typer.Option(DEFAULT_GRID, help="Entries arch:width[:depth], comma-separated."),
+    grid: str = typer.Option(DEFAULT_GRID, help="Entries arch:width[:depth][@SIZE[g]], comma-separated "
+                             "(@48g: 48 px grayscale, the Kaggle CSV's format)."),
     work: Path = typer.Option(Path("runs/arch_grid"), help="Folder for the trained models and int8 files."),
     out: Path = typer.Option(Path("benchmarks/results"), help="Folder for arch_grid.json and arch_grid.png."),
     epochs: int = typer.Option(12, help="Epoch budget per model (early stopping may end sooner)."),

@@ -254,7 +254,10 @@ def test_grid_parsing_and_pareto_front():
     assert [e.name for e in g] == ["mobilenet_w0.5", "mobilenet_w0.75", "mobilenet_w1", "resnet_w0.5",
                                    "efficientnet_w0.75"]
     assert parse_grid("resnet:0.5:2, resnet:0.5:2") == [GridEntry("resnet", 0.5, 2.0)]
-    for bad in ("vgg:1", "mobilenet:x", "mobilenet:-1", ""):
+    gray, rgb = parse_grid("mobilenet:0.75@48g,mobilenet:0.75@48")
+    assert (gray.size, gray.channels, gray.name) == (48, 1, "mobilenet_w0.75_48px_gray")
+    assert (rgb.size, rgb.channels, rgb.name) == (48, 3, "mobilenet_w0.75_48px")
+    for bad in ("vgg:1", "mobilenet:x", "mobilenet:-1", "", "mobilenet:0.5@", "mobilenet:0.5@8", "mobilenet:0.5@x"):
         with pytest.raises(BadInputError):
             parse_grid(bad)
     # (latency, MAE): C is dominated by A, D ties A on latency but is worse; B and E trade off.
