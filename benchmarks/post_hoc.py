@@ -9,7 +9,8 @@ once on the test split:
 - **age calibration**: a monotone piecewise-linear map from predicted to true age through the medians of
   ``--bins`` quantile bins of the prediction (slope 1 outside them). It can only help where the age head is
   biased for a given prediction; an L1-trained head already predicts a conditional median.
-- **gender threshold**: P(female) >= t instead of 0.5, t chosen on validation.
+- **gender threshold**: P(female) >= t instead of 0.5, t chosen on validation by the same function as
+  ``edgeag quantize --gender-threshold auto`` (so run this on a file quantized without it).
 
 A 2-fold check inside validation (fit on one half, score the other) shows whether a gain is real or noise.
 Writes ``--out`` (JSON).
@@ -61,6 +62,7 @@ def main(
     out: Path = typer.Option(Path("benchmarks/results/post_hoc.json"), "--out"),
 ) -> None:
     """Fit age calibration and a gender threshold on val; report val 2-fold and test effects."""
+    from edgeag.quantize.operating_point import choose_gender_threshold
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
     from edgeag.train.evaluate import load_predictor, predict_all
@@ -81,10 +83,8 @@ def main(
         xa, ya = fit_age_map(pv["age"][a], va.age[a], k)
         res["age_map"][k] = {"test_mae": _mae(apply_age_map(pt["age"], xs, ys), te.age),
                              "val_half_b_mae": _mae(apply_age_map(pv["age"][b], xa, ya), va.age[b])}
-    grid = np.round(np.arange(0.30, 0.71, 0.05), 2)
-    best_t = float(grid[np.argmax([_acc(pv["p_female"], va.gender, t) for t in grid])])
-    res["gender_threshold"] = {"chosen_on_val": best_t,
-                               "val": {str(t): _acc(pv["p_female"], va.gender, t) for t in grid},
+    best_t, val_acc, val_acc_half = choose_gender_threshold(pv["p_female"], va.gender)  # what quantize uses
+    res["gender_threshold"] = {"chosen_on_val": best_t, "val_at_0.5": val_acc_half, "val_at_chosen": val_acc,
                                "test_at_0.5": _acc(pt["p_female"], te.gender, 0.5),
                                "test_at_chosen": _acc(pt["p_female"], te.gender, best_t)}
     out.parent.mkdir(parents=True, exist_ok=True)
