@@ -62,7 +62,7 @@ def main(
     out: Path = typer.Option(Path("benchmarks/results/post_hoc.json"), "--out"),
 ) -> None:
     """Fit age calibration and a gender threshold on val; report val 2-fold and test effects."""
-    from edgeag.quantize.operating_point import choose_gender_threshold
+    from edgeag.quantize.operating_point import accuracy_by_sex, choose_gender_threshold
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
     from edgeag.train.evaluate import load_predictor, predict_all
@@ -86,7 +86,9 @@ def main(
     best_t, val_acc, val_acc_half = choose_gender_threshold(pv["p_female"], va.gender)  # what quantize uses
     res["gender_threshold"] = {"chosen_on_val": best_t, "val_at_0.5": val_acc_half, "val_at_chosen": val_acc,
                                "test_at_0.5": _acc(pt["p_female"], te.gender, 0.5),
-                               "test_at_chosen": _acc(pt["p_female"], te.gender, best_t)}
+                               "test_at_chosen": _acc(pt["p_female"], te.gender, best_t),
+                               "test_by_sex_at_0.5": accuracy_by_sex(pt["p_female"], te.gender, 0.5),
+                               "test_by_sex_at_chosen": accuracy_by_sex(pt["p_female"], te.gender, best_t)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
     print(f"{desc}: test age MAE {res['age_mae']['test']:.3f} raw; with the val-fitted age map: "
@@ -95,7 +97,9 @@ def main(
           + ", ".join(f"{k} bins {v['val_half_b_mae']:.3f}" for k, v in res["age_map"].items()))
     g = res["gender_threshold"]
     print(f"gender threshold chosen on val {g['chosen_on_val']}: test {100 * g['test_at_chosen']:.2f}% "
-          f"vs {100 * g['test_at_0.5']:.2f}% at 0.5 -> {out}")
+          f"vs {100 * g['test_at_0.5']:.2f}% at 0.5; men {100 * g['test_by_sex_at_0.5']['male']:.1f}% -> "
+          f"{100 * g['test_by_sex_at_chosen']['male']:.1f}%, women {100 * g['test_by_sex_at_0.5']['female']:.1f}% -> "
+          f"{100 * g['test_by_sex_at_chosen']['female']:.1f}% -> {out}")
 
 
 if __name__ == "__main__":

@@ -161,9 +161,8 @@ def quantize(
     """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop."""
     import json
 
-    from edgeag.quantize.convert import quantize as run_quantize
-
     from edgeag.errors import BadInputError
+    from edgeag.quantize.convert import quantize as run_quantize
 
     _require_tf()
     if out.suffix.lower() != ".tflite":
@@ -192,7 +191,7 @@ def quantize(
             f"ethnicity {100 * f['ethnicity_accuracy']:.2f}% -> {100 * q['ethnicity_accuracy']:.2f}%")
     if gender_threshold != "auto" and threshold == 0.5:
         return
-    from edgeag.quantize.operating_point import choose_gender_threshold, set_gender_threshold
+    from edgeag.quantize.operating_point import accuracy_by_sex, choose_gender_threshold, set_gender_threshold
 
     if gender_threshold == "auto":
         from edgeag.train.cache import load_crops
@@ -204,9 +203,13 @@ def quantize(
         val = crops.subset("val")
         if len(val) == 0:
             raise BadInputError(f"--gender-threshold auto needs a val split in {data}")
-        threshold, acc, acc_half = choose_gender_threshold(predict_all(predictor, val.x)["p_female"], val.gender)
+        p_val = predict_all(predictor, val.x)["p_female"]
+        threshold, acc, acc_half = choose_gender_threshold(p_val, val.gender)
+        before, after = accuracy_by_sex(p_val, val.gender, 0.5), accuracy_by_sex(p_val, val.gender, threshold)
         err_console.print(f"gender threshold chosen on val ({len(val)} faces): {threshold:.3f} "
-                          f"(val accuracy {100 * acc_half:.2f}% at 0.5 -> {100 * acc:.2f}%)")
+                          f"(val accuracy {100 * acc_half:.2f}% at 0.5 -> {100 * acc:.2f}%; men "
+                          f"{100 * before['male']:.1f}% -> {100 * after['male']:.1f}%, women "
+                          f"{100 * before['female']:.1f}% -> {100 * after['female']:.1f}%: check the gap)")
     set_gender_threshold(out, threshold)
     if not no_check:
         g = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]["gender_accuracy"]

@@ -29,6 +29,13 @@ def choose_gender_threshold(p_female: np.ndarray, gender: np.ndarray) -> tuple[f
     return t, float(best), float(((p_female >= 0.5) == (gender == 1)).mean())
 
 
+def accuracy_by_sex(p_female: np.ndarray, gender: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy on men and on women at ``threshold``: a shifted threshold trades one for the other."""
+    said_female = p_female >= threshold
+    return {name: float((said_female[gender == g] == bool(g)).mean()) if (gender == g).any() else float("nan")
+            for name, g in (("male", 0), ("female", 1))}
+
+
 def set_gender_threshold(model_path: str | Path, threshold: float) -> None:
     """Rewrite the model file with ``gender_threshold`` in its metadata."""
     if not 0.0 < threshold < 1.0:

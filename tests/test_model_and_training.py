@@ -152,6 +152,7 @@ def test_quantize_chooses_a_gender_threshold_on_val(tiny_run, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "gender threshold chosen on val" in r.stderr and "with gender threshold" in r.stderr
+    assert "men" in r.stderr and "women" in r.stderr  # the trade-off between the sexes is shown
     t = AgeGenderClassifier(q).gender_threshold
     assert t in THRESHOLDS
 

@@ -70,7 +70,7 @@ def test_gender_threshold_in_the_metadata_moves_the_decision_point(tmp_path):
 
 
 def test_choose_gender_threshold_prefers_half_and_finds_a_shift():
-    from edgeag.quantize.operating_point import choose_gender_threshold
+    from edgeag.quantize.operating_point import accuracy_by_sex, choose_gender_threshold
 
     rng = np.random.default_rng(0)
     g = rng.integers(0, 2, 4000)
@@ -79,6 +79,8 @@ def test_choose_gender_threshold_prefers_half_and_finds_a_shift():
     biased = np.clip(np.where(g == 1, 0.55, 0.05) + rng.normal(0, 0.1, 4000), 0.001, 0.999)  # leans male
     t, acc, acc_half = choose_gender_threshold(biased, g)
     assert abs(t - 0.3) <= 0.05 and acc > acc_half
+    by_sex_half, by_sex_t = accuracy_by_sex(biased, g, 0.5), accuracy_by_sex(biased, g, t)
+    assert by_sex_half["male"] > 0.99 and by_sex_t["female"] > by_sex_half["female"]
 
 
 def test_a_gender_threshold_outside_0_1_is_a_model_error(tmp_path):
