@@ -52,7 +52,8 @@ def train(
     epochs: int = typer.Option(30),
     batch_size: int = typer.Option(128),
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
-    age_loss: str = typer.Option("l1", help="l1, mse or huber."),
+    age_loss: str = typer.Option("l1", help="l1, mse, huber or distribution (softmax over ages 0-116 with "
+                                 "Gaussian targets, plus L1 on its expectation)."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
     gender_weight: float = typer.Option(1.0, help="Loss weight of the gender head (age 0.1, ethnicity 0.5)."),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),

@@ -47,7 +47,9 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
         "mode": mode,
         "crop": config["crop"],
         "input": {**config["input"], "dtype": "uint8" if mode == "int8" else "float32"},
-        "outputs": {"age": "years", "gender": "P(female)", "ethnicity": "probabilities over labels.ethnicity"},
+        "outputs": {**({"age_logits": "log-probabilities over the ages 0..116; age = their expectation"}
+                       if config.get("model", {}).get("age_head") == "distribution" else {"age": "years"}),
+                    "gender": "P(female)", "ethnicity": "probabilities over labels.ethnicity"},
         "labels": config["labels"],
         "age_range": [0, 116],
         "architecture": config["model"],
@@ -61,6 +63,31 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
     }
 
 
+def public_heads(model) -> tuple[str, ...]:
+    """The outputs a converted model keeps: ``age_logits`` replaces ``age`` for a distribution head."""
+    names = set(model.output_names) if hasattr(model, "output_names") else set(model.output)
+    return ("age_logits" if "age_logits" in names else "age", "gender", "ethnicity")
+
+
+def export_model(model):
+    """The graph that goes into the .tflite: the public heads only.
+
+    A distribution age head exports the log-softmax over the ages 0..116 and the runtime takes its
+    expectation in float (``AgeGenderClassifier``): int8 TFLite's LOG_SOFTMAX has a fixed [-16, 0] range
+    (1/16-nat steps), whereas an in-graph expectation over int8 probabilities (1/256 steps, tails
+    rounded to 0) is off by 0.35 years on average (simulated).
+    """
+    import keras
+
+    heads = public_heads(model)
+    inp = keras.Input(model.input_shape[1:], name="image")
+    y = model(inp)
+    out = {k: y[k] for k in heads}
+    if "age_logits" in out:
+        out["age_logits"] = keras.layers.Activation("log_softmax", name="age_logits")(out["age_logits"])
+    return keras.Model(inp, out, name=model.name)
+
+
 def with_flip_tta(model):
     """The model averaged with itself on the mirrored crop (test-time flip), as one graph.
 
@@ -70,11 +97,13 @@ def with_flip_tta(model):
     """
     import keras
 
+    model = export_model(model)
     inp = keras.Input(model.input_shape[1:], name="image")
     both = keras.ops.concatenate([inp, keras.ops.flip(inp, axis=2)], axis=0)
     y = model(both)
     out = {}
-    for k in ("age", "gender", "ethnicity"):
+    for k in y:
+        # For age_logits this averages log-probabilities (a geometric mean, renormalised by the runtime).
         a, b = keras.ops.split(y[k], 2, axis=0)
         out[k] = keras.layers.Average(name=k)([a, b])
     return keras.Model(inp, out, name=f"{model.name}_flip")
@@ -145,6 +174,8 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
     if flip_tta:
         model = with_flip_tta(model)
         config = {**config, "macs": 2 * config["macs"] if config.get("macs") else None}
+    else:
+        model = export_model(model)
     tfl = convert(model, mode, representative)
     meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
                                          else None, "tta": "flip" if flip_tta else None})

@@ -54,6 +54,54 @@ def test_flip_tta_averages_the_crop_and_its_mirror_per_face():
         assert np.allclose(np.asarray(got[k]), want, atol=1e-4)
 
 
+def test_distribution_loss_is_lowest_at_the_true_age():
+    from edgeag.train.model import AGE_BINS, age_distribution_loss
+
+    ages = np.arange(AGE_BINS, dtype=np.float32)
+    y = np.array([[30.0], [30.0], [30.0], [80.0]], np.float32)
+    logits = -0.5 * ((ages[None] - np.array([[30.0], [33.0], [45.0], [80.0]])) / 2.0) ** 2
+    loss = np.asarray(age_distribution_loss(y, logits))
+    assert loss[0] < loss[1] < loss[2]  # further off costs more, not a constant like L1's gradient
+    assert abs(loss[0] - loss[3]) < 1e-3  # a matching Gaussian scores the same anywhere in range
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_distribution_age_head_exports_log_probs_whose_expectation_the_runtime_takes(tmp_path, mode):
+    """The .tflite carries log-probabilities over ages (integer-only in int8); the classifier's expectation
+    of them is Keras's expected age (exactly in float32; int8 fidelity is checked on a trained model)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeag.edge.classifier import AgeGenderClassifier
+    from edgeag.edge.metadata import write_metadata
+    from edgeag.quantize.convert import convert, export_model
+    from edgeag.train.fit import recalibrate_batchnorm
+    from edgeag.train.model import ModelConfig, build_model
+
+    m = build_model(ModelConfig(input_size=32, width=0.35, age_head="distribution"), mean_age=30)
+    layer = m.get_layer("age_logits")
+    w, b = layer.get_weights()
+    layer.set_weights([w * 2, b])  # an untrained head says nearly the same age for every face: spread it
+    rng = np.random.default_rng(0)
+    # Faces of different brightness and colour, so that the pooled features (and ages) differ.
+    x = np.clip(rng.uniform(0, 255, (96, 1, 1, 3)) + rng.normal(0, 20, (96, 32, 32, 3)), 0, 255).astype(np.uint8)
+    recalibrate_batchnorm(m, x, progress=False)  # fresh BN statistics saturate every relu6 into a constant
+    want = np.asarray(m(x.astype(np.float32), training=False)["age"]).reshape(-1)
+    assert want.std() > 2, "the test needs faces of different predicted ages"
+    q = tmp_path / "dist.tflite"
+    q.write_bytes(write_metadata(convert(export_model(m), mode, x[:64].astype(np.float32)), {
+        "crop": {"size": 32, "channels": 3, "margin": 0.1}, "outputs": {"age_logits": "log-probabilities"},
+        "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]}}))
+    interp = Interpreter(model_path=str(q))
+    assert set(interp.get_signature_runner().get_output_details()) == {"age_logits", "gender", "ethnicity"}
+    got = AgeGenderClassifier(q).predict(x)["age"]
+    assert got.shape == (96,) and np.isfinite(got).all() and ((got >= 0) & (got <= 116)).all()
+    if mode == "float32":
+        assert np.abs(got - want).max() < 0.01
+    else:
+        assert "LOG_SOFTMAX" in {op["op_name"] for op in interp._get_ops_details()}
+        assert all(d["dtype"] in (np.int8, np.uint8) for d in interp.get_output_details())
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """Train a tiny model for a few epochs on 960 UTKFace faces of all ages (hash split), once per module."""
@@ -128,7 +176,7 @@ def test_int8_quantization_matches_float_and_carries_metadata(tiny_run, tmp_path
     assert all(d["dtype"] in int_types for d in interp.get_output_details())
     assert {op["op_name"] for op in interp._get_ops_details()} <= {
         "QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "SOFTMAX",
-        "MUL", "RESHAPE", "PAD", "AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH", "RELU6", "RELU"}
+        "MUL", "RESHAPE", "PAD", "AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH", "RELU6", "RELU", "LOG_SOFTMAX"}
 
     crops, _ = load_crops(Dataset(tar), CropSpec(size=48), None, progress=False)
     x = crops.subset("val").x[:64]

@@ -22,7 +22,7 @@ from edgeag.train.cache import CropSet, load_crops
 from edgeag.train.datasets import Dataset
 from edgeag.train.model import ModelConfig
 
-AGE_LOSSES = ("l1", "mse", "huber")
+AGE_LOSSES = ("l1", "mse", "huber", "distribution")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.02
     age_loss: str = "l1"
+    # "distribution" adds the age_logits head's loss (weight 1.0) to L1 on the expected age.
     loss_weights: dict = field(default_factory=lambda: {"age": 0.1, "gender": 1.0, "ethnicity": 0.5})
     patience: int = 10
     seed: int = 0
@@ -55,11 +56,13 @@ def _augmenter(seed: int):
     ], name="augment")
 
 
-def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int):
+def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False):
     import tensorflow as tf
 
     y = {"age": crops.age.reshape(-1, 1), "gender": crops.gender.astype(np.float32).reshape(-1, 1),
          "ethnicity": crops.ethnicity.astype(np.int32)}
+    if age_logits:  # the distribution head's target is the age itself; the loss spreads it
+        y["age_logits"] = y["age"]
     ds = tf.data.Dataset.from_tensor_slices((crops.x, y))
     if shuffle:
         ds = ds.shuffle(len(crops), seed=seed, reshuffle_each_iteration=True)
@@ -184,6 +187,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     tcfg = train_cfg or TrainConfig()
     if tcfg.age_loss not in AGE_LOSSES:
         raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
+    # The age loss decides the head: a label distribution needs the softmax-over-ages head.
+    mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec = CropSpec(size=mcfg.input_size, channels=mcfg.channels, margin=crop_margin)
@@ -205,22 +210,28 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from edgeag.train.model import build_model, count_macs
+    from edgeag.train.model import age_distribution_loss, build_model, count_macs
 
     keras.utils.set_random_seed(tcfg.seed)
     # Start the age head at the loss's best constant (median for L1, mean otherwise).
-    start_age = float(np.median(tr.age) if tcfg.age_loss == "l1" else tr.age.mean())
+    start_age = float(np.median(tr.age) if tcfg.age_loss in ("l1", "distribution") else tr.age.mean())
     model = build_model(mcfg, mean_age=start_age)
     steps = int(np.ceil(len(tr) / tcfg.batch_size))
     total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         tcfg.lr / 10, decay_steps=max(1, total - steps), warmup_target=tcfg.lr, warmup_steps=steps)
-    age_loss = {"l1": "mean_absolute_error", "mse": "mean_squared_error",
+    age_loss = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "distribution": "mean_absolute_error",
                 "huber": keras.losses.Huber(delta=3.0)}[tcfg.age_loss]
+    losses = {"age": age_loss, "gender": "binary_crossentropy", "ethnicity": "sparse_categorical_crossentropy"}
+    weights = dict(tcfg.loss_weights)
+    if mcfg.age_head == "distribution":
+        losses["age_logits"] = age_distribution_loss
+        weights.setdefault("age_logits", 1.0)
+        tcfg.loss_weights = weights
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=tcfg.weight_decay),
-        loss={"age": age_loss, "gender": "binary_crossentropy", "ethnicity": "sparse_categorical_crossentropy"},
-        loss_weights=tcfg.loss_weights,
+        loss=losses,
+        loss_weights=weights,
         metrics={"age": ["mae"], "gender": ["binary_accuracy"], "ethnicity": ["sparse_categorical_accuracy"]},
     )
     config = {
@@ -241,8 +252,9 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     augment = _augmenter(tcfg.seed) if tcfg.augment else None
-    ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed)
-    ds_va = _tf_dataset(va, 256, False, None, tcfg.seed)
+    dist = mcfg.age_head == "distribution"
+    ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist)
+    ds_va = _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist)
     ckpt = out / "model.keras"
     backup = out / "backup"
     # A per-epoch backup (weights, optimizer, epoch) lets a killed run continue where it stopped;

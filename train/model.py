@@ -2,7 +2,8 @@
 
 Every architecture takes uint8-range pixels and normalises them itself (first layer), so the model file
 is the single place that defines normalisation. Heads, by name:
-  ``age``        years, linear regression;
+  ``age``        years: linear regression, or (``age_head="distribution"``) the expectation of
+                 ``age_logits``, a softmax over the ages 0..116 trained towards a Gaussian around the label;
   ``gender``     P(female), sigmoid;
   ``ethnicity``  5-way softmax (White, Black, Asian, Indian, Others).
 """
@@ -12,9 +13,28 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import keras
+import numpy as np
 from keras import layers
 
 ARCHS = ("mobilenet", "resnet", "efficientnet")
+AGE_HEADS = ("regression", "distribution")
+AGE_BINS = 117  # ages 0..116, UTKFace's range
+DLDL_SIGMA = 2.0  # years: width of the Gaussian target of the distribution head
+
+
+@keras.saving.register_keras_serializable(package="edgeag")
+def age_distribution_loss(y_true, logits):
+    """Label-distribution loss: cross-entropy between a Gaussian around the true age (sigma 2 years,
+    over the ages 0..116) and the softmax of ``logits``. Equal to the KL divergence up to a constant.
+    Unlike L1 it tells the model how far off each wrong age is, and it keeps the gradient alive near
+    the label, where L1's is a constant sign."""
+    from keras import ops
+
+    ages = ops.arange(AGE_BINS, dtype="float32")
+    d = ops.reshape(ops.cast(y_true, "float32"), (-1, 1)) - ages
+    target = ops.exp(-0.5 * ops.square(d / DLDL_SIGMA))
+    target = target / ops.sum(target, axis=-1, keepdims=True)
+    return -ops.sum(target * ops.log_softmax(ops.cast(logits, "float32"), axis=-1), axis=-1)
 # Keras's default 0.99 lets the moving statistics lag so far behind fast-changing weights in the first
 # epochs that inference-mode outputs collapse to a constant (measured here: val = constant predictor
 # after 2 epochs). 0.9 tracks within ~10 steps.
@@ -32,6 +52,7 @@ class ModelConfig:
     stem_stride: int = 2  # 1 keeps full resolution for small (<= 64 px) inputs
     expansion: int = 3  # inverted-residual expansion (MobileNetV2 uses 6; 3 trains ~1.5x faster here)
     fused_stages: int = 0  # leading stages built as Fused-MBConv instead of depthwise blocks
+    age_head: str = "regression"  # or "distribution" (label-distribution learning, see build_model)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,10 +161,25 @@ def build_model(cfg: ModelConfig, mean_age: float = 33.0) -> keras.Model:
     x = body(x, cfg)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
-    age = layers.Dense(1, name="age", bias_initializer=keras.initializers.Constant(mean_age))(x)
+    outputs = {}
+    if cfg.age_head == "distribution":
+        # Prior at start: a broad Gaussian (sigma 15 years) around the training median.
+        logits_layer = layers.Dense(AGE_BINS, name="age_logits")
+        outputs["age_logits"] = logits_layer(x)
+        logits_layer.bias.assign(-0.5 * ((np.arange(AGE_BINS) - mean_age) / 15.0) ** 2)
+        p = layers.Softmax(name="age_softmax")(outputs["age_logits"])
+        # Expected age, a fixed (non-trainable) dot product with the bin ages.
+        expect = layers.Dense(1, use_bias=False, trainable=False, name="age")
+        age = expect(p)
+        expect.kernel.assign(np.arange(AGE_BINS, dtype="float32").reshape(-1, 1))
+    elif cfg.age_head == "regression":
+        age = layers.Dense(1, name="age", bias_initializer=keras.initializers.Constant(mean_age))(x)
+    else:
+        raise ValueError(f"unknown age head {cfg.age_head!r}; choose from {', '.join(AGE_HEADS)}")
     gender = layers.Dense(1, activation="sigmoid", name="gender")(x)
     ethnicity = layers.Dense(5, activation="softmax", name="ethnicity")(x)
-    return keras.Model(inp, {"age": age, "gender": gender, "ethnicity": ethnicity}, name=f"edgeag_{cfg.arch}")
+    outputs.update(age=age, gender=gender, ethnicity=ethnicity)
+    return keras.Model(inp, outputs, name=f"edgeag_{cfg.arch}")
 
 
 def count_macs(model: keras.Model) -> int:
