@@ -34,7 +34,8 @@ def load_model_dir(model_dir: str | Path) -> tuple[object, dict]:
 
     try:
         config = json.loads((d / "config.json").read_text())
-        model = keras.models.load_model(d / "model.keras")
+        # compile=False: inference needs no loss, and a custom one (age_distribution_loss) need not be imported.
+        model = keras.models.load_model(d / "model.keras", compile=False)
     except Exception as exc:
         raise ModelError(f"cannot load model from {d}: {exc}") from None
     return model, config
@@ -144,6 +145,24 @@ def convert(model, mode: str, representative: np.ndarray | None = None) -> bytes
             raise EdgeagError(f"TFLite conversion ({mode}) failed: {first}") from None
 
 
+def representative_crops(config: dict, data: str | Path | None, split_file: str | Path | None, samples: int,
+                         *, seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True) -> np.ndarray:
+    """``samples`` random training-split crops (by the model's own crop spec) to calibrate int8 ranges."""
+    from edgeag.train.cache import load_crops
+    from edgeag.train.datasets import Dataset
+
+    data = data or config["data"]["path"]
+    split_file = split_file or config["data"].get("split_file")
+    if samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    spec = CropSpec.from_dict(config["crop"])
+    crops, _ = load_crops(Dataset(data, split_file, seed=seed), spec, None, cache_dir=cache_dir, progress=progress)
+    tr = crops.subset("train")
+    pool = tr if len(tr) else crops
+    idx = np.random.default_rng(seed).permutation(len(pool))[:samples]
+    return pool.x[np.sort(idx)]
+
+
 def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None = None,
              split_file: str | Path | None = None, mode: str = "int8", samples: int = 300,
              seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True,
@@ -152,25 +171,13 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
 
     ``flip_tta`` bakes test-time flip into the graph: twice the compute per face, lower error.
     """
-    from edgeag.train.cache import load_crops
-    from edgeag.train.datasets import Dataset
-
     if mode not in MODES:
         raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     model, config = load_model_dir(model_dir)
     representative = None
     if mode == "int8":
-        data = data or config["data"]["path"]
-        split_file = split_file or config["data"].get("split_file")
-        if samples < 1:
-            raise BadInputError("--samples must be at least 1")
-        spec = CropSpec.from_dict(config["crop"])
-        crops, _ = load_crops(Dataset(data, split_file, seed=seed), spec, None, cache_dir=cache_dir,
-                              progress=progress)
-        tr = crops.subset("train")
-        pool = tr if len(tr) else crops
-        idx = np.random.default_rng(seed).permutation(len(pool))[:samples]
-        representative = pool.x[np.sort(idx)]
+        representative = representative_crops(config, data, split_file, samples, seed=seed, cache_dir=cache_dir,
+                                              progress=progress)
     if flip_tta:
         model = with_flip_tta(model)
         config = {**config, "macs": 2 * config["macs"] if config.get("macs") else None}
