@@ -65,8 +65,8 @@ class AgeGenderClassifier:
             raise ModelError(f"{path}: expected one input, found {list(sig['inputs'])}")
         self._in_index = next(iter(sig["inputs"].values()))
         outs = sig["outputs"]
-        # Age is either a regression output or log-probabilities over whole years (a distribution head),
-        # whose expectation is taken here in float: cheaper and more exact than in int8.
+        # Age is a number of years, or (files from ``export_model(..., age_readout="runtime")``, used by
+        # benchmarks/age_readout.py) log-probabilities over whole years whose expectation is taken here.
         age_head = "age_logits" if "age_logits" in outs else "age"
         heads = (age_head, "gender", "ethnicity")
         missing = [h for h in heads if h not in outs]

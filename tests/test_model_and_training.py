@@ -66,9 +66,10 @@ def test_distribution_loss_is_lowest_at_the_true_age():
 
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])
-def test_distribution_age_head_exports_log_probs_whose_expectation_the_runtime_takes(tmp_path, mode):
-    """The .tflite carries log-probabilities over ages (integer-only in int8); the classifier's expectation
-    of them is Keras's expected age (exactly in float32; int8 fidelity is checked on a trained model)."""
+@pytest.mark.parametrize("readout", ["graph", "runtime"])
+def test_distribution_age_head_reads_out_the_expected_age(tmp_path, mode, readout):
+    """The expectation over ages, taken in the graph or (from exported log-probabilities) by the classifier,
+    is Keras's expected age: exactly in float32; int8 files are integer-only (fidelity: on a trained model)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgeag.edge.classifier import AgeGenderClassifier
@@ -88,23 +89,26 @@ def test_distribution_age_head_exports_log_probs_whose_expectation_the_runtime_t
     want = np.asarray(m(x.astype(np.float32), training=False)["age"]).reshape(-1)
     assert want.std() > 2, "the test needs faces of different predicted ages"
     q = tmp_path / "dist.tflite"
-    q.write_bytes(write_metadata(convert(export_model(m), mode, x[:64].astype(np.float32)), {
-        "crop": {"size": 32, "channels": 3, "margin": 0.1}, "outputs": {"age_logits": "log-probabilities"},
+    q.write_bytes(write_metadata(convert(export_model(m, readout), mode, x[:64].astype(np.float32)), {
+        "crop": {"size": 32, "channels": 3, "margin": 0.1}, "outputs": {"age": "years"},
         "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]}}))
     interp = Interpreter(model_path=str(q))
-    assert set(interp.get_signature_runner().get_output_details()) == {"age_logits", "gender", "ethnicity"}
+    age_out = "age" if readout == "graph" else "age_logits"
+    assert set(interp.get_signature_runner().get_output_details()) == {age_out, "gender", "ethnicity"}
     got = AgeGenderClassifier(q).predict(x)["age"]
     assert got.shape == (96,) and np.isfinite(got).all() and ((got >= 0) & (got <= 116)).all()
     if mode == "float32":
         assert np.abs(got - want).max() < 0.01
     else:
-        assert "LOG_SOFTMAX" in {op["op_name"] for op in interp._get_ops_details()}
+        assert readout == "graph" or "LOG_SOFTMAX" in {op["op_name"] for op in interp._get_ops_details()}
         assert all(d["dtype"] in (np.int8, np.uint8) for d in interp.get_output_details())
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """Train a tiny model for a few epochs on 960 UTKFace faces of all ages (hash split), once per module."""
+    """Train a tiny model for a few epochs on 960 UTKFace faces of all ages (hash split), once per module.
+
+    With the bundled model's age loss (a distribution head), so that the int8 checks below cover it."""
     from conftest import UTK_TAR
 
     if not UTK_TAR.is_file():
@@ -114,7 +118,8 @@ def tiny_run(tmp_path_factory):
     out = tmp / "model"
     r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(out),
                         "--input-size", "48", "--width", "0.35", "--epochs", "24", "--batch-size", "32",
-                        "--lr", "0.004", "--patience", "24"], capture_output=True, text=True)
+                        "--lr", "0.004", "--patience", "24", "--age-loss", "distribution"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return tar, out, r
 
@@ -127,6 +132,7 @@ def test_train_writes_every_artifact(tiny_run):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     config = json.loads((out / "config.json").read_text())
     assert config["crop"]["size"] == 48 and config["model"]["arch"] == "mobilenet"
+    assert config["model"]["age_head"] == "distribution" and "age_logits" in config["train"]["loss_weights"]
     assert config["epochs_run"] >= 1 and config["seconds_per_epoch"] > 0
     assert "Traceback" not in r.stderr
 
