@@ -61,11 +61,14 @@ def train(
     seed: int = typer.Option(0),
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
     cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder (default ~/.cache/edgeag or $EDGEAG_CACHE)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="A finished run's folder: start from its "
+                                             "weights with a new warm-up and cosine cycle (same model settings)."),
 ) -> None:
     """Train an age/gender/ethnicity model (needs edgeag\\[train]).
 
     Resumable: an interrupted run (Ctrl-C, a killed job) keeps a per-epoch backup in OUT/backup;
-    the same command again continues from the last finished epoch.
+    the same command again continues from the last finished epoch. --init-from trains on from a
+    finished run (a warm restart) into a new OUT.
     """
     from edgeag.train.fit import TrainConfig, train as run_train
     from edgeag.train.model import ModelConfig
@@ -75,6 +78,7 @@ def train(
                        dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
+                       init_from=str(init_from) if init_from else None,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)

@@ -38,6 +38,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
+    init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
 
 
 def _augmenter(seed: int):
@@ -176,6 +177,28 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
     return (min(losses) if losses else None), len(rows)
 
 
+def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
+    """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop).
+
+    Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
+    run are extended (a warm restart); a mismatch is refused rather than half-loaded.
+    """
+    import keras
+
+    cfg_file, ckpt = run / "config.json", run / "model.keras"
+    if not cfg_file.is_file() or not ckpt.is_file():
+        raise BadInputError(f"--init-from {run}: not a folder written by `edgeag train` (no config.json/model.keras)")
+    prev = json.loads(cfg_file.read_text())
+    mine = {**mcfg.to_dict(), "crop": spec.to_dict()}
+    theirs = {**prev.get("model", {}), "crop": prev.get("crop")}
+    diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+    if diff:
+        raise BadInputError(f"--init-from {run}: its model differs in {', '.join(diff)} "
+                            f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)}); pass the same settings")
+    src = keras.models.load_model(ckpt, compile=False)
+    model.set_weights(src.get_weights())
+
+
 def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
           model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
           crop_margin: float = 0.1, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
@@ -216,6 +239,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     # Start the age head at the loss's best constant (median for L1, mean otherwise).
     start_age = float(np.median(tr.age) if tcfg.age_loss in ("l1", "distribution") else tr.age.mean())
     model = build_model(mcfg, mean_age=start_age)
+    if tcfg.init_from:
+        _init_weights(model, Path(tcfg.init_from), mcfg, spec)
     steps = int(np.ceil(len(tr) / tcfg.batch_size))
     total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
