@@ -62,7 +62,8 @@ def train(
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
     cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder (default ~/.cache/edgeag or $EDGEAG_CACHE)."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="A finished run's folder: start from its "
-                                             "weights with a new warm-up and cosine cycle (same model settings)."),
+                                             "weights with a new warm-up and cosine cycle (same model settings; "
+                                             "the input size may differ)."),
 ) -> None:
     """Train an age/gender/ethnicity model (needs edgeag\\[train]).
 

@@ -264,15 +264,18 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
 
 @needs_data
 def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(tiny_run, tmp_path):
-    """--init-from starts from the run's weights (a warm restart); other model settings are refused cleanly."""
+    """--init-from starts from the run's weights (a warm restart, here at a higher input size: progressive
+    resizing); other model settings are refused cleanly."""
     import keras
 
     tar, src, _ = tiny_run
-    base = [sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--input-size", "48",
+    base = [sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar),
             "--epochs", "1", "--batch-size", "32", "--age-loss", "distribution", "--limit", "64",
             "--init-from", str(src)]
     out = tmp_path / "cont"
-    r = subprocess.run(base + ["--width", "0.35", "--out", str(out), "--lr", "1e-9"], capture_output=True, text=True)
+    assert json.loads((src / "config.json").read_text())["model"]["input_size"] == 48
+    r = subprocess.run(base + ["--input-size", "56", "--width", "0.35", "--out", str(out), "--lr", "1e-9"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "config.json").read_text())["train"]["init_from"] == str(src)
     a = keras.models.load_model(src / "model.keras", compile=False)
@@ -282,6 +285,8 @@ def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(t
     assert len(pairs) == len(b.trainable_weights) > 10
     assert all(u.shape == v.shape and np.allclose(u, v, atol=1e-5) for u, v in pairs)
 
-    r = subprocess.run(base + ["--width", "0.5", "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert keras.models.load_model(out / "model.keras", compile=False).input_shape[1:3] == (56, 56)
+    r = subprocess.run(base + ["--input-size", "48", "--width", "0.5", "--out", str(tmp_path / "bad")],
+                       capture_output=True, text=True)
     err = " ".join(r.stderr.split())  # Rich wraps long messages
     assert r.returncode == 2 and "differs in width" in err and "Traceback" not in err, r.stderr[-2000:]

@@ -178,10 +178,12 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
 
 
 def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
-    """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop).
+    """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop margin).
 
     Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
-    run are extended (a warm restart); a mismatch is refused rather than half-loaded.
+    run are extended (a warm restart). The input size may differ (progressive resizing: fine-tune a
+    model at a higher resolution): the network ends in global pooling, so no weight's shape depends
+    on it. Any other mismatch is refused rather than half-loaded.
     """
     import keras
 
@@ -189,8 +191,12 @@ def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
     if not cfg_file.is_file() or not ckpt.is_file():
         raise BadInputError(f"--init-from {run}: not a folder written by `edgeag train` (no config.json/model.keras)")
     prev = json.loads(cfg_file.read_text())
-    mine = {**mcfg.to_dict(), "crop": spec.to_dict()}
-    theirs = {**prev.get("model", {}), "crop": prev.get("crop")}
+
+    def size_free(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in ("input_size", "size")}
+
+    mine = {**size_free(mcfg.to_dict()), "crop": size_free(spec.to_dict())}
+    theirs = {**size_free(prev.get("model", {})), "crop": size_free(prev.get("crop") or {})}
     diff = sorted(k for k in mine if mine[k] != theirs.get(k))
     if diff:
         raise BadInputError(f"--init-from {run}: its model differs in {', '.join(diff)} "
