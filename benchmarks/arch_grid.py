@@ -279,8 +279,10 @@ def plot_grid(res: dict, out_png: str | Path) -> Path:
             if r == 0 and c == 0:
                 ax.legend(fontsize=8)
     cfg = res.get("config", {})
+    sizes = {m.get("input_size") for m in res["models"]}
+    px = f"{sizes.pop()} px" if len(sizes) == 1 else "input size as named"
     fig.suptitle(f"architecture grid: int8 on the test split ({res.get('data', '?')}, "
-                 f"{cfg.get('epochs', '?')} epochs max, {cfg.get('input_size', '?')} px)")
+                 f"{cfg.get('epochs', '?')} epochs max, {px})")
     fig.tight_layout()
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
