@@ -322,3 +322,19 @@ def test_grid_orchestration_is_resumable_and_time_boxed(tmp_path, monkeypatch):
     res = arch_grid.run_grid(data, **{**kw, "grid": "resnet:1.0", "budget_min": 0.5})
     assert calls[4:] == [] and res["not_run"] == ["resnet_w1"]
     assert len(json.loads((tmp_path / "o" / "arch_grid.json").read_text())["models"]) == 4
+
+
+def test_model_size_breakdown_adds_up_and_rejects_non_models(tmp_path):
+    """benchmarks/model_size.py accounts for every byte of the bundled file and fails cleanly on junk."""
+    from edgeag.benchmarks.model_size import size_breakdown
+    from edgeag.edge.classifier import bundled_model_path
+
+    b = size_breakdown(bundled_model_path())
+    parts = b["constants"] + b["quantization_params"] + b["metadata"] + b["graph_and_other"]
+    assert parts == b["file"] == bundled_model_path().stat().st_size
+    assert b["constants"] > b["quantization_params"] > 0 and b["graph_and_other"] > 0
+    assert b["scales"] == b["zero_points"] > 0  # per-channel int8: one of each per output channel
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model" * 100)
+    r = subprocess.run([sys.executable, "-m", "edgeag.benchmarks.model_size", str(junk)], capture_output=True, text=True)
+    assert r.returncode == 2 and "not a readable .tflite" in r.stderr and "Traceback" not in r.stderr
