@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import tarfile
 from pathlib import Path
 
@@ -79,3 +80,9 @@ def decode_rgb(data: bytes) -> np.ndarray:
     import cv2
 
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for children a test interrupts: a shell without job control (``cmd &`` in a script, as CI
+    runners may start the tests) makes them inherit SIGINT as ignored, so Ctrl-C would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

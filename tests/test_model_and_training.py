@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import needs_data, utk_members, write_tar
+from conftest import default_sigint, needs_data, utk_members, write_tar
 
 pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow", reason="training tests need edgeag[train]")
@@ -239,7 +239,7 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(out),
            "--input-size", "32", "--width", "0.25", "--epochs", "6", "--batch-size", "32", "--patience", "6"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     history = out / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline and p.poll() is None:

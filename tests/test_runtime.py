@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import UTK_TAR, needs_data
+from conftest import UTK_TAR, default_sigint, needs_data
 from video_fixture import iou, make_video, pick_faces
 
 from edgeag.edge.tracker import Tracker
@@ -449,7 +449,7 @@ def test_ctrl_c_flushes_json_and_finalises_the_mp4(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     proc = subprocess.Popen([sys.executable, "-m", "edgeag.cli", "run", "--video", str(src), "--headless",
                              "--json", str(out), "--save", str(mp4)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 10):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import decode_rgb, needs_data
+from conftest import decode_rgb, default_sigint, needs_data
 
 pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
@@ -383,7 +383,7 @@ def test_cli_serves_and_shuts_down_gracefully():
     """`edgeag serve --port 0` prints its URL, answers, and stops cleanly on Ctrl-C (exit 130, no traceback)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen([sys.executable, "-m", "edgeag.cli", "serve", "--port", "0"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
+                         stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint)
     try:
         url = p.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
