@@ -106,6 +106,10 @@ def test_split_file_selects_the_fixed_split(tmp_path):
     assert sum(len(v) for v in per.values()) == 40
     assert len(set().union(*map(set, per.values()))) == 40  # disjoint
 
+    # The split file fixes the split, so the seed must not split the crop cache; without one it draws the split.
+    assert Dataset(tar, SPLIT_FILE, seed=0).fingerprint() == Dataset(tar, SPLIT_FILE, seed=3).fingerprint()
+    assert Dataset(tar, seed=0).fingerprint() != Dataset(tar, seed=3).fingerprint()
+
 
 def _has(ds, split):
     try:

@@ -143,13 +143,18 @@ class Dataset:
         self.yielded = 0
 
     def fingerprint(self) -> dict:
-        """What identifies this data for caching: path, size and mtime of the data and of the split file."""
+        """What identifies this data for caching: path, size and mtime of the data and of the split file.
+
+        The seed only matters where it draws the split (no split file); with a split file, runs with
+        different seeds share one crop cache instead of re-cropping the data set for each seed.
+        """
         def stat(p: Path | None) -> list | None:
             if p is None:
                 return None
             st = p.stat()
             return [str(p.resolve()), st.st_size, int(st.st_mtime)]
-        return {"data": stat(self.path), "split_file": stat(self.split_file), "seed": self.seed}
+        return {"data": stat(self.path), "split_file": stat(self.split_file),
+                "seed": None if self.split_file is not None else self.seed}
 
     def split_of(self, item_id: str) -> str | None:
         if self._split_map is not None:
