@@ -2,9 +2,10 @@
 
     python -m edgeag.benchmarks.model_size edge/models/edgeag_default.tflite
 
-For a size budget this says what can shrink: int8 weights scale with the channels, the per-channel
-quantization parameters (a float32 scale and an int64 zero point per output channel) too, and the
-rest is the graph (operators, tensor records, names) and the embedded metadata.
+For a size budget this says what can shrink: int8 weights scale with the channels, and so do the
+quantization parameters (a float32 scale and an int64 zero point per output channel of each weight and
+bias tensor, one pair per activation tensor); the rest is the graph (operators, tensor records, names)
+and the embedded metadata.
 """
 
 from __future__ import annotations
