@@ -96,6 +96,35 @@ def train(
 
 @app.command()
 @handle_errors
+def soup(
+    runs: list[Path] = typer.Argument(..., help="Two or more `edgeag train` folders fine-tuned from one run."),
+    data: Path = typer.Option(..., "--data", help="Data set (as for train): batch norm is re-estimated on its "
+                              "train split, the soup evaluated on val."),
+    out: Path = typer.Option(..., "--out", help="Folder for the averaged model (as written by train)."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file"),
+    seed: int = typer.Option(0, help="Seed of the hash split (without --split-file)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder."),
+) -> None:
+    """Average the weights of runs fine-tuned from one ancestor into one model (a model soup; needs edgeag\\[train]).
+
+    Same cost per face as one of them; the first run sets the input size.
+    """
+    from edgeag.train.soup import soup as run_soup
+
+    _require_tf()
+    m = run_soup(runs, data, out, split_file=split_file, seed=seed, cache_dir=cache_dir)
+    for run, o in m["ingredients"].items():
+        if o:
+            err_console.print(f"  {run}: val age MAE {o['age_mae']:.3f}, gender {100 * o['gender_accuracy']:.2f}%, "
+                              f"ethnicity {100 * o['ethnicity_accuracy']:.2f}%", highlight=False)
+    o = m["overall"]
+    err_console.print(f"[green]soup[/]: val age MAE {o['age_mae']:.3f}, CS@5 {100 * o['age_cs5']:.1f}%, "
+                      f"gender {100 * o['gender_accuracy']:.2f}%, ethnicity {100 * o['ethnicity_accuracy']:.2f}% "
+                      f"-> {out}")
+
+
+@app.command()
+@handle_errors
 def evaluate(
     model: Path = typer.Argument(..., help="A .tflite file or a folder written by `edgeag train`."),
     data: Path = typer.Option(..., "--data", help="Data set (as for train)."),

@@ -290,3 +290,50 @@ def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(t
                        capture_output=True, text=True)
     err = " ".join(r.stderr.split())  # Rich wraps long messages
     assert r.returncode == 2 and "differs in width" in err and "Traceback" not in err, r.stderr[-2000:]
+
+
+def test_average_weights_is_the_elementwise_mean_and_refuses_other_shapes():
+    from edgeag.errors import BadInputError
+    from edgeag.train.soup import average_weights
+
+    a = [np.zeros((2, 3), np.float32), np.array([1, 3], np.int64)]
+    b = [np.ones((2, 3), np.float32) * 4, np.array([3, 5], np.int64)]
+    got = average_weights([a, b])
+    assert np.allclose(got[0], 2) and got[0].dtype == np.float32 and list(got[1]) == [2, 4]
+    with pytest.raises(BadInputError, match="shape"):
+        average_weights([a, [np.zeros((3, 2), np.float32), a[1]]])
+    with pytest.raises(BadInputError, match="numbers of weight"):
+        average_weights([a, a[:1]])
+
+
+@needs_data
+def test_soup_writes_a_model_folder_and_refuses_a_different_model(tiny_run, tmp_path):
+    """`edgeag soup` of a run with itself gives back its weights, in a folder quantize and evaluate accept;
+    a run of another width is refused with a clear message and exit code 2."""
+    import shutil
+
+    import keras
+
+    tar, src, _ = tiny_run
+    out = tmp_path / "soup"
+    cmd = [sys.executable, "-m", "edgeag.cli", "soup", str(src), str(src), "--data", str(tar)]
+    r = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["soup"]["runs"] == [str(src), str(src)] and config["crop"] == json.loads(
+        (src / "config.json").read_text())["crop"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["split"] == "val" and set(m["ingredients"]) == {str(src)}
+    a = keras.models.load_model(src / "model.keras", compile=False)
+    b = keras.models.load_model(out / "model.keras", compile=False)
+    assert all(np.allclose(u.numpy(), v.numpy(), atol=1e-6) for u, v in zip(a.trainable_weights, b.trainable_weights))
+
+    other = tmp_path / "wider"
+    shutil.copytree(src, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model"]["width"] = 0.5
+    (other / "config.json").write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "soup", str(src), str(other), "--data", str(tar),
+                        "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "differs in width" in err and "Traceback" not in err, r.stderr[-2000:]

@@ -177,19 +177,15 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
     return (min(losses) if losses else None), len(rows)
 
 
-def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
-    """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop margin).
+def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from") -> dict:
+    """The config.json of the finished run ``run``, refused unless its weights fit ``mcfg``/``spec``.
 
-    Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
-    run are extended (a warm restart). The input size may differ (progressive resizing: fine-tune a
-    model at a higher resolution): the network ends in global pooling, so no weight's shape depends
-    on it. Any other mismatch is refused rather than half-loaded.
+    The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
+    Any other difference (width, architecture, heads, crop margin) is refused rather than half-loaded.
     """
-    import keras
-
     cfg_file, ckpt = run / "config.json", run / "model.keras"
     if not cfg_file.is_file() or not ckpt.is_file():
-        raise BadInputError(f"--init-from {run}: not a folder written by `edgeag train` (no config.json/model.keras)")
+        raise BadInputError(f"{what} {run}: not a folder written by `edgeag train` (no config.json/model.keras)")
     prev = json.loads(cfg_file.read_text())
 
     def size_free(d: dict) -> dict:
@@ -199,9 +195,21 @@ def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
     theirs = {**size_free(prev.get("model", {})), "crop": size_free(prev.get("crop") or {})}
     diff = sorted(k for k in mine if mine[k] != theirs.get(k))
     if diff:
-        raise BadInputError(f"--init-from {run}: its model differs in {', '.join(diff)} "
+        raise BadInputError(f"{what} {run}: its model differs in {', '.join(diff)} "
                             f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)}); pass the same settings")
-    src = keras.models.load_model(ckpt, compile=False)
+    return prev
+
+
+def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
+    """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop margin).
+
+    Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
+    run are extended (a warm restart); at a higher input size it is progressive resizing.
+    """
+    import keras
+
+    check_compatible(run, mcfg, spec)
+    src = keras.models.load_model(run / "model.keras", compile=False)
     model.set_weights(src.get_weights())
 
 
