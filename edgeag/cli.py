@@ -56,6 +56,7 @@ def train(
                                  "Gaussian targets, plus L1 on its expectation)."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
     gender_weight: float = typer.Option(1.0, help="Loss weight of the gender head (age 0.1, ethnicity 0.5)."),
+    gender_smoothing: float = typer.Option(0.0, help="Label smoothing of the gender targets (0.1: 0/1 -> 0.05/0.95)."),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
@@ -79,7 +80,7 @@ def train(
                        dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
-                       init_from=str(init_from) if init_from else None,
+                       init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)

@@ -262,6 +262,14 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
     assert json.loads((out / "config.json").read_text())["resumed_after_epoch"] == done
 
 
+def test_train_rejects_bad_options_before_touching_data(tmp_path):
+    for opt in (["--age-loss", "cubic"], ["--gender-smoothing", "1.5"], ["--gender-smoothing", "-0.1"]):
+        r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tmp_path / "none.tar"),
+                            "--out", str(tmp_path / "out"), *opt], capture_output=True, text=True)
+        err = " ".join(r.stderr.split())
+        assert r.returncode == 2 and (opt[0] in err or "age loss" in err), (opt, r.stderr[-2000:])
+        assert "Traceback" not in err and not (tmp_path / "out").exists()
+
 @needs_data
 def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(tiny_run, tmp_path):
     """--init-from starts from the run's weights (a warm restart, here at a higher input size: progressive

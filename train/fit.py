@@ -39,6 +39,7 @@ class TrainConfig:
     augment: bool = True
     limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
+    gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
 
 
 def _augmenter(seed: int):
@@ -224,6 +225,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     tcfg = train_cfg or TrainConfig()
     if tcfg.age_loss not in AGE_LOSSES:
         raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
+    if not 0 <= tcfg.gender_smoothing < 1:
+        raise BadInputError(f"--gender-smoothing must be in [0, 1), got {tcfg.gender_smoothing}")
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
     mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
     out = Path(out)
@@ -261,7 +264,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         tcfg.lr / 10, decay_steps=max(1, total - steps), warmup_target=tcfg.lr, warmup_steps=steps)
     age_loss = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "distribution": "mean_absolute_error",
                 "huber": keras.losses.Huber(delta=3.0)}[tcfg.age_loss]
-    losses = {"age": age_loss, "gender": "binary_crossentropy", "ethnicity": "sparse_categorical_crossentropy"}
+    gender_loss = keras.losses.BinaryCrossentropy(label_smoothing=tcfg.gender_smoothing)
+    losses = {"age": age_loss, "gender": gender_loss, "ethnicity": "sparse_categorical_crossentropy"}
     weights = dict(tcfg.loss_weights)
     if mcfg.age_head == "distribution":
         losses["age_logits"] = age_distribution_loss
