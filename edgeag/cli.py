@@ -57,6 +57,8 @@ def train(
     patience: int = typer.Option(8, help="Early stopping patience (epochs without val improvement)."),
     gender_weight: float = typer.Option(1.0, help="Loss weight of the gender head (age 0.1, ethnicity 0.5)."),
     gender_smoothing: float = typer.Option(0.0, help="Label smoothing of the gender targets (0.1: 0/1 -> 0.05/0.95)."),
+    exclude: Optional[Path] = typer.Option(None, "--exclude", help="Ids left out of training (a list, or a CSV "
+                                           "with an id column such as `edgeag audit-labels`' suspects.csv)."),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
@@ -81,6 +83,7 @@ def train(
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
+                       exclude=str(exclude) if exclude else None,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)
@@ -122,6 +125,30 @@ def soup(
     err_console.print(f"[green]soup[/]: val age MAE {o['age_mae']:.3f}, CS@5 {100 * o['age_cs5']:.1f}%, "
                       f"gender {100 * o['gender_accuracy']:.2f}%, ethnicity {100 * o['ethnicity_accuracy']:.2f}% "
                       f"-> {out}")
+
+
+@app.command("audit-labels")
+@handle_errors
+def audit_labels(
+    model: Path = typer.Argument(..., help="A .tflite file or a folder written by `edgeag train`."),
+    data: Path = typer.Option(..., "--data", help="Data set (as for train)."),
+    out: Path = typer.Option(..., "--out", help="Folder for suspects.csv and the contact sheet suspects.png."),
+    split: str = typer.Option("train", help="train, val, test or all."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file"),
+    min_confidence: float = typer.Option(0.8, help="Only contradictions with |2 p(female) - 1| above this."),
+    min_age: float = typer.Option(13, help="Only faces labelled this age or older (children's faces carry little "
+                                  "gender signal)."),
+    seed: int = typer.Option(0, help="Seed of the hash split (without --split-file)."),
+) -> None:
+    """List faces whose gender label the model confidently contradicts: likely label errors, to look at
+    (suspects.png) and to leave out of training (`edgeag train --exclude OUT/suspects.csv`)."""
+    from edgeag.train.audit import audit_labels as run_audit
+
+    s = run_audit(model, data, out, split=split, split_file=split_file, min_confidence=min_confidence,
+                  min_age=min_age, seed=seed)
+    err_console.print(f"{s['suspects']} of {s['checked']} faces aged {min_age:g}+ in split {split!r}: gender label "
+                      f"contradicted with confidence > {min_confidence:g} -> {out}/suspects.csv, suspects.png",
+                      highlight=False)
 
 
 @app.command()

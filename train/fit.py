@@ -40,6 +40,7 @@ class TrainConfig:
     limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
+    exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)
 
 
 def _augmenter(seed: int):
@@ -239,6 +240,14 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     t_prep = time.time()
     crops, skipped = load_crops(dataset, spec, None, cache_dir=cache_dir, progress=progress)
     tr, va = crops.subset("train"), crops.subset("val")
+    excluded = 0
+    if tcfg.exclude:
+        from edgeag.train.audit import read_id_list
+
+        drop = np.isin(tr.ids, sorted(read_id_list(tcfg.exclude)))
+        excluded = int(drop.sum())
+        tr = CropSet(*(getattr(tr, f)[~drop] for f in tr.__dataclass_fields__))
+        console.print(f"--exclude: left {excluded} training records out (validation untouched)", highlight=False)
     if tcfg.limit:
         tr, va = tr.sample(tcfg.limit, tcfg.seed), va.sample(max(1, tcfg.limit // 4), tcfg.seed)
     if len(tr) == 0 or len(va) == 0:
@@ -287,7 +296,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         "heads": {"age": "years (regression)", "gender": "P(female)", "ethnicity": "softmax over labels"},
         "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]},
         "data": {"path": str(Path(data)), "split_file": str(split_file) if split_file else None,
-                 "train": len(tr), "val": len(va), "no_face_fallback": int(crops.fallback.sum())},
+                 "train": len(tr), "val": len(va), "no_face_fallback": int(crops.fallback.sum()),
+                 "excluded_from_train": excluded},
         "params": model.count_params(),
         "macs": count_macs(model),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
