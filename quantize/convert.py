@@ -58,7 +58,9 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
         "macs": config.get("macs"),
         "training": {"data": Path(config["data"]["path"]).name, "split_file": config["data"].get("split_file")
                      and Path(config["data"]["split_file"]).name, "created": config.get("created"),
-                     "seed": config.get("train", {}).get("seed"), "licence": "UTKFace: non-commercial research only"},
+                     "seed": config.get("train", {}).get("seed"), "licence": "UTKFace: non-commercial research only",
+                     # a model soup (`edgeag soup`): the averaged runs; the seed above is the first one's
+                     **({"soup_of": [Path(r).name for r in config["soup"]["runs"]]} if "soup" in config else {})},
         "converted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }

@@ -332,6 +332,9 @@ def test_soup_writes_a_model_folder_and_refuses_a_different_model(tiny_run, tmp_
         (src / "config.json").read_text())["crop"]
     m = json.loads((out / "metrics.json").read_text())
     assert m["split"] == "val" and set(m["ingredients"]) == {str(src)}
+    from edgeag.quantize.convert import build_metadata
+
+    assert build_metadata(config, "int8")["training"]["soup_of"] == [src.name, src.name]  # the model file says so
     a = keras.models.load_model(src / "model.keras", compile=False)
     b = keras.models.load_model(out / "model.keras", compile=False)
     assert all(np.allclose(u.numpy(), v.numpy(), atol=1e-6) for u, v in zip(a.trainable_weights, b.trainable_weights))
