@@ -80,7 +80,9 @@ def audit_labels(model: str | Path, data: str | Path, out: str | Path, *, split:
     sub = crops.subset(None if split == "all" else split)
     if len(sub) == 0:
         raise BadInputError(f"no records of split {split!r} in {data}")
-    pred = predict_all(predictor, sub.x, tta_flip=True, progress=progress)
+    # Mirror-averaged predictions are steadier; a file with the flip in its graph already gives them.
+    flip_inside = getattr(predictor, "metadata", {}).get("tta") == "flip"
+    pred = predict_all(predictor, sub.x, tta_flip=not flip_inside, progress=progress)
     idx = find_suspects(pred["p_female"], sub.gender, sub.age, min_confidence=min_confidence, min_age=min_age)
 
     out = Path(out)

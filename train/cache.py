@@ -38,18 +38,18 @@ class CropSet:
 
     def subset(self, split: str | None) -> "CropSet":
         """The crops of one split (or all of them for None)."""
-        if split is None:
-            return self
-        m = self.split == split
-        return CropSet(*(getattr(self, f)[m] for f in self.__dataclass_fields__))
+        return self if split is None else self.select(self.split == split)
+
+    def select(self, index: np.ndarray) -> "CropSet":
+        """The crops picked by a boolean mask or an index array, all fields alike."""
+        return CropSet(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
     def sample(self, n: int, seed: int = 0) -> "CropSet":
         """A seeded random subset of n crops, in storage order (archives are name-sorted, i.e. by age:
         the first n would all be of a few ages)."""
         if n >= len(self):
             return self
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return CropSet(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return self.select(np.sort(np.random.default_rng(seed).permutation(len(self))[:n]))
 
 
 def default_cache_dir() -> Path:

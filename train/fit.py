@@ -179,8 +179,8 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
     return (min(losses) if losses else None), len(rows)
 
 
-def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from") -> dict:
-    """The config.json of the finished run ``run``, refused unless its weights fit ``mcfg``/``spec``.
+def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from") -> None:
+    """Refuse the finished run ``run`` unless its weights fit ``mcfg``/``spec`` (``what`` names it in the message).
 
     The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
     Any other difference (width, architecture, heads, crop margin) is refused rather than half-loaded.
@@ -199,7 +199,6 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
     if diff:
         raise BadInputError(f"{what} {run}: its model differs in {', '.join(diff)} "
                             f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)}); pass the same settings")
-    return prev
 
 
 def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
@@ -246,7 +245,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
 
         drop = np.isin(tr.ids, sorted(read_id_list(tcfg.exclude)))
         excluded = int(drop.sum())
-        tr = CropSet(*(getattr(tr, f)[~drop] for f in tr.__dataclass_fields__))
+        tr = tr.select(~drop)
         console.print(f"--exclude: left {excluded} training records out (validation untouched)", highlight=False)
     if tcfg.limit:
         tr, va = tr.sample(tcfg.limit, tcfg.seed), va.sample(max(1, tcfg.limit // 4), tcfg.seed)
