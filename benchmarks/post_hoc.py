@@ -11,6 +11,8 @@ once on the test split:
   biased for a given prediction; an L1-trained head already predicts a conditional median.
 - **gender threshold**: P(female) >= t instead of 0.5, t chosen on validation by the same function as
   ``edgeag quantize --gender-threshold auto`` (so run this on a file quantized without it).
+- **gender threshold by predicted age**: one threshold for faces predicted younger than ``--child-cut`` years
+  and one for the rest (children's P(female) sits nearer 0.5 and may be biased), each chosen on validation.
 
 A 2-fold check inside validation (fit on one half, score the other) shows whether a gain is real or noise.
 Writes ``--out`` (JSON).
@@ -49,7 +51,7 @@ def _mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
 
 
-def _acc(p: np.ndarray, g: np.ndarray, t: float) -> float:
+def _acc(p: np.ndarray, g: np.ndarray, t: float | np.ndarray) -> float:
     return float(((p >= t) == (g == 1)).mean())
 
 
@@ -59,6 +61,7 @@ def main(
     data: Path = typer.Option(..., "--data"),
     split_file: Path = typer.Option(None, "--split-file"),
     bins: str = typer.Option("5,8,12,16,24", help="Bin counts to try for the age map."),
+    child_cut: float = typer.Option(9.0, help="Predicted age below which faces get their own gender threshold."),
     out: Path = typer.Option(Path("benchmarks/results/post_hoc.json"), "--out"),
 ) -> None:
     """Fit age calibration and a gender threshold on val; report val 2-fold and test effects."""
@@ -89,6 +92,13 @@ def main(
                                "test_at_chosen": _acc(pt["p_female"], te.gender, best_t),
                                "test_by_sex_at_0.5": accuracy_by_sex(pt["p_female"], te.gender, 0.5),
                                "test_by_sex_at_chosen": accuracy_by_sex(pt["p_female"], te.gender, best_t)}
+    young_v, young_t = pv["age"] < child_cut, pt["age"] < child_cut
+    t_young = choose_gender_threshold(pv["p_female"][young_v], va.gender[young_v])[0]
+    t_rest = choose_gender_threshold(pv["p_female"][~young_v], va.gender[~young_v])[0]
+    by_age_t = lambda young: np.where(young, t_young, t_rest)  # noqa: E731
+    res["gender_threshold_by_age"] = {"child_cut": child_cut, "young": t_young, "rest": t_rest,
+                                      "val_at_chosen": _acc(pv["p_female"], va.gender, by_age_t(young_v)),
+                                      "test_at_chosen": _acc(pt["p_female"], te.gender, by_age_t(young_t))}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
     print(f"{desc}: test age MAE {res['age_mae']['test']:.3f} raw; with the val-fitted age map: "
@@ -99,7 +109,10 @@ def main(
     print(f"gender threshold chosen on val {g['chosen_on_val']}: test {100 * g['test_at_chosen']:.2f}% "
           f"vs {100 * g['test_at_0.5']:.2f}% at 0.5; men {100 * g['test_by_sex_at_0.5']['male']:.1f}% -> "
           f"{100 * g['test_by_sex_at_chosen']['male']:.1f}%, women {100 * g['test_by_sex_at_0.5']['female']:.1f}% -> "
-          f"{100 * g['test_by_sex_at_chosen']['female']:.1f}% -> {out}")
+          f"{100 * g['test_by_sex_at_chosen']['female']:.1f}%")
+    g = res["gender_threshold_by_age"]
+    print(f"gender thresholds by predicted age (< {child_cut:g}: {g['young']}, else {g['rest']}), chosen on val: "
+          f"val {100 * g['val_at_chosen']:.2f}%, test {100 * g['test_at_chosen']:.2f}% -> {out}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ def train(
     gender_smoothing: float = typer.Option(0.0, help="Label smoothing of the gender targets (0.1: 0/1 -> 0.05/0.95)."),
     exclude: Optional[Path] = typer.Option(None, "--exclude", help="Ids left out of training (a list, or a CSV "
                                            "with an id column such as `edgeag audit-labels`' suspects.csv)."),
+    oversample: Optional[str] = typer.Option(None, "--oversample", help="LO-HI:K: training faces aged LO to HI "
+                                             "appear K times per epoch (e.g. 0-8:3 for the children).",
+                                             metavar="LO-HI:K"),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
@@ -83,7 +86,7 @@ def train(
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
-                       exclude=str(exclude) if exclude else None,
+                       exclude=str(exclude) if exclude else None, oversample=oversample,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)

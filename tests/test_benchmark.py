@@ -338,3 +338,16 @@ def test_model_size_breakdown_adds_up_and_rejects_non_models(tmp_path):
     junk.write_bytes(b"not a model" * 100)
     r = subprocess.run([sys.executable, "-m", "edgeag.benchmarks.model_size", str(junk)], capture_output=True, text=True)
     assert r.returncode == 2 and "not a readable .tflite" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tta_zoom_crops_in_or_pads_about_the_centre():
+    from edgeag.benchmarks.tta_scales import zoom
+
+    x = np.zeros((2, 20, 20, 3), np.uint8)
+    x[:, 5:15, 5:15] = 200  # a bright centre square on black
+    x[1, 0, :] = 255  # and a bright top edge in the second crop
+    tight, loose = zoom(x, 0.5), zoom(x, 1.25)
+    assert tight.shape == loose.shape == x.shape and tight.dtype == np.uint8
+    assert (tight[0] == 200).all()  # the central half fills the whole crop
+    assert (loose[:, :2] == 0).all() and (loose[:, :, :2] == 0).all()  # a black border of (20 - 16) / 2
+    assert loose[1, 2, 10, 0] > 100 and loose[0, 10, 10, 0] == 200  # the top edge moved in, the centre stayed

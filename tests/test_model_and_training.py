@@ -268,12 +268,32 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
 
 
 def test_train_rejects_bad_options_before_touching_data(tmp_path):
-    for opt in (["--age-loss", "cubic"], ["--gender-smoothing", "1.5"], ["--gender-smoothing", "-0.1"]):
+    for opt in (["--age-loss", "cubic"], ["--gender-smoothing", "1.5"], ["--gender-smoothing", "-0.1"],
+                ["--oversample", "8-0:3"], ["--oversample", "kids"], ["--oversample", "0-8:0"]):
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tmp_path / "none.tar"),
                             "--out", str(tmp_path / "out"), *opt], capture_output=True, text=True)
         err = " ".join(r.stderr.split())
         assert r.returncode == 2 and (opt[0] in err or "age loss" in err), (opt, r.stderr[-2000:])
         assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_oversample_repeats_only_the_age_range_and_keeps_every_field_aligned():
+    from edgeag.train.cache import CropSet
+    from edgeag.train.fit import oversample_ages, parse_oversample
+
+    assert parse_oversample("0-8:3") == (0.0, 8.0, 3) and parse_oversample(" 4.5 - 10 : 2 ") == (4.5, 10.0, 2)
+    ages = np.array([1, 5, 8, 9, 30, 70], np.float32)
+    crops = CropSet(x=np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1), age=ages, gender=np.int8([0, 1, 0, 1, 0, 1]),
+                    ethnicity=np.zeros(6, np.int8), ids=np.array([f"{i}.jpg" for i in range(6)]),
+                    split=np.array(["train"] * 6), fallback=np.zeros(6, bool))
+    out = oversample_ages(crops, 0, 8, 3)
+    assert len(out) == 6 + 2 * 3
+    assert sorted(out.age.tolist()) == sorted(ages.tolist() + [1, 5, 8] * 2)
+    # every field moved together: crop i still carries label i
+    assert (out.x.reshape(-1) == np.array([int(i.split(".")[0]) for i in out.ids])).all()
+    assert (out.age == ages[out.x.reshape(-1)]).all()
+    assert oversample_ages(crops, 0, 8, 1) is crops and oversample_ages(crops, 100, 110, 4) is crops
+
 
 @needs_data
 def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(tiny_run, tmp_path):

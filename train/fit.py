@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +42,23 @@ class TrainConfig:
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
     exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)
+    oversample: str | None = None  # "LO-HI:K": training faces aged LO..HI seen K times per epoch
+
+
+def parse_oversample(spec: str) -> tuple[float, float, int]:
+    """``"0-8:3"`` -> (0, 8, 3): an inclusive age range and how many times its faces appear per epoch."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*:\s*(\d+)\s*", spec)
+    if not m or float(m[1]) > float(m[2]) or int(m[3]) < 1:
+        raise BadInputError(f"--oversample wants LO-HI:K (ages LO to HI, K >= 1 copies), e.g. 0-8:3; got {spec!r}")
+    return float(m[1]), float(m[2]), int(m[3])
+
+
+def oversample_ages(crops: CropSet, lo: float, hi: float, k: int) -> CropSet:
+    """The crops with those aged ``lo``..``hi`` repeated to ``k`` copies (augmentation makes the copies differ)."""
+    inside = np.flatnonzero((crops.age >= lo) & (crops.age <= hi))
+    if k == 1 or len(inside) == 0:
+        return crops
+    return crops.select(np.concatenate([np.arange(len(crops))] + [inside] * (k - 1)))
 
 
 def _augmenter(seed: int):
@@ -227,6 +245,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
     if not 0 <= tcfg.gender_smoothing < 1:
         raise BadInputError(f"--gender-smoothing must be in [0, 1), got {tcfg.gender_smoothing}")
+    oversample = parse_oversample(tcfg.oversample) if tcfg.oversample else None
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
     mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
     out = Path(out)
@@ -249,6 +268,11 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         console.print(f"--exclude: left {excluded} training records out (validation untouched)", highlight=False)
     if tcfg.limit:
         tr, va = tr.sample(tcfg.limit, tcfg.seed), va.sample(max(1, tcfg.limit // 4), tcfg.seed)
+    # Fitting sees the oversampled set; batch-norm statistics and the counts stay those of the real data.
+    tr_fit = oversample_ages(tr, *oversample) if oversample else tr
+    repeated = len(tr_fit) - len(tr)
+    if oversample:
+        console.print(f"--oversample {tcfg.oversample}: {repeated} extra training crops per epoch", highlight=False)
     if len(tr) == 0 or len(va) == 0:
         raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
     console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
@@ -266,7 +290,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     model = build_model(mcfg, mean_age=start_age)
     if tcfg.init_from:
         _init_weights(model, Path(tcfg.init_from), mcfg, spec)
-    steps = int(np.ceil(len(tr) / tcfg.batch_size))
+    steps = int(np.ceil(len(tr_fit) / tcfg.batch_size))
     total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         tcfg.lr / 10, decay_steps=max(1, total - steps), warmup_target=tcfg.lr, warmup_steps=steps)
@@ -296,7 +320,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]},
         "data": {"path": str(Path(data)), "split_file": str(split_file) if split_file else None,
                  "train": len(tr), "val": len(va), "no_face_fallback": int(crops.fallback.sum()),
-                 "excluded_from_train": excluded},
+                 "excluded_from_train": excluded, "oversampled_extra": repeated},
         "params": model.count_params(),
         "macs": count_macs(model),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -305,7 +329,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
 
     augment = _augmenter(tcfg.seed) if tcfg.augment else None
     dist = mcfg.age_head == "distribution"
-    ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist)
+    ds_tr = _tf_dataset(tr_fit, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist)
     ds_va = _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist)
     ckpt = out / "model.keras"
     backup = out / "backup"
