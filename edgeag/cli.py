@@ -220,6 +220,8 @@ def quantize(
     check_split: str = typer.Option("test", help="Split on which float and converted models are compared."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the float-vs-converted evaluation."),
     flip_tta: bool = typer.Option(False, "--flip-tta", help="Bake test-time flip into the model (2x compute per face)."),
+    per_tensor: bool = typer.Option(False, "--per-tensor", help="int8: one weight scale per tensor instead of per "
+                                    "output channel (a smaller file; check the printed drop)."),
     gender_threshold: str = typer.Option("0.5", "--gender-threshold",
                                          help="P(female) decision point stored in the model: a number, or 'auto' "
                                               "to choose it on the val split (max. accuracy)."),
@@ -240,7 +242,8 @@ def quantize(
             raise BadInputError(f"--gender-threshold must be a number or 'auto', got {gender_threshold!r}") from None
         if not 0.0 < threshold < 1.0:
             raise BadInputError(f"--gender-threshold must be inside (0, 1), got {threshold}")
-    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, flip_tta=flip_tta)
+    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, flip_tta=flip_tta,
+                     per_tensor=per_tensor)
     err_console.print(f"[green]wrote[/] {r['path']} ({r['bytes'] / 1024:.0f} KB, {mode})")
     from edgeag.train.evaluate import evaluate_model
 

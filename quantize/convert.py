@@ -109,8 +109,12 @@ def with_flip_tta(model):
     return keras.Model(inp, out, name=f"{model.name}_flip")
 
 
-def convert(model, mode: str, representative: np.ndarray | None = None) -> bytes:
-    """Keras model -> TFLite bytes (no metadata yet)."""
+def convert(model, mode: str, representative: np.ndarray | None = None, per_tensor: bool = False) -> bytes:
+    """Keras model -> TFLite bytes (no metadata yet).
+
+    ``per_tensor`` (int8 only): one scale per weight tensor instead of one per output channel. The per-channel
+    scales and zero points (float32 + int64 each) are about a quarter of a small model's file.
+    """
     import tensorflow as tf
 
     if mode not in MODES:
@@ -132,6 +136,8 @@ def convert(model, mode: str, representative: np.ndarray | None = None) -> bytes
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = tf.uint8
             conv.inference_output_type = tf.int8
+            if per_tensor:
+                conv._experimental_disable_per_channel = True  # the converter's (private) switch, TF 2.x
         elif mode == "float16":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             conv.target_spec.supported_types = [tf.float16]
@@ -189,13 +195,16 @@ def representative_crops(config: dict, data: str | Path | None, split_file: str 
 def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None = None,
              split_file: str | Path | None = None, mode: str = "int8", samples: int = 300,
              seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True,
-             flip_tta: bool = False) -> dict:
+             flip_tta: bool = False, per_tensor: bool = False) -> dict:
     """Convert ``model_dir`` to ``out`` (.tflite) with metadata. Returns {"path", "bytes", "mode"}.
 
     ``flip_tta`` bakes test-time flip into the graph: twice the compute per face, lower error.
+    ``per_tensor`` quantizes int8 weights with one scale per tensor (a smaller file; see ``convert``).
     """
     if mode not in MODES:
         raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if per_tensor and mode != "int8":
+        raise BadInputError(f"--per-tensor applies to int8 weights only, not to mode {mode!r}")
     model, config = load_model_dir(model_dir)
     representative = None
     if mode == "int8":
@@ -206,9 +215,11 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
         config = {**config, "macs": 2 * config["macs"] if config.get("macs") else None}
     else:
         model = export_model(model)
-    tfl = shorten_tensor_names(convert(model, mode, representative))
+    tfl = shorten_tensor_names(convert(model, mode, representative, per_tensor=per_tensor))
     meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
-                                         else None, "tta": "flip" if flip_tta else None})
+                                         else None, "tta": "flip" if flip_tta else None,
+                                         "weight_quantization": ("per-tensor" if per_tensor else "per-channel")
+                                         if mode == "int8" else None})
     blob = write_metadata(tfl, meta)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -203,6 +203,37 @@ def test_int8_quantization_matches_float_and_carries_metadata(tiny_run, tmp_path
 
 
 @needs_data
+def test_per_tensor_int8_has_one_scale_per_weight_tensor_a_smaller_file_and_the_same_answers(tiny_run, tmp_path):
+    tar, out, _ = tiny_run
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeag.edge.classifier import AgeGenderClassifier
+    from edgeag.edge.crop import CropSpec
+    from edgeag.edge.metadata import read_metadata
+    from edgeag.quantize.convert import quantize
+    from edgeag.train.cache import load_crops
+    from edgeag.train.datasets import Dataset
+
+    files = {}
+    for per_tensor in (False, True):
+        files[per_tensor] = tmp_path / f"{per_tensor}.tflite"
+        quantize(out, files[per_tensor], data=tar, samples=64, per_tensor=per_tensor, progress=False)
+    assert read_metadata(files[True])["weight_quantization"] == "per-tensor"
+    assert read_metadata(files[False])["weight_quantization"] == "per-channel"
+
+    def most_scales(path) -> int:
+        return max(len(d["quantization_parameters"]["scales"]) for d in Interpreter(model_path=str(path))
+                   .get_tensor_details())
+
+    assert most_scales(files[False]) > 1 and most_scales(files[True]) == 1
+    assert files[True].stat().st_size < files[False].stat().st_size
+    x = load_crops(Dataset(tar), CropSpec(size=48), None, progress=False)[0].subset("val").x[:64]
+    a, b = AgeGenderClassifier(files[False]).predict(x), AgeGenderClassifier(files[True]).predict(x)
+    assert np.abs(a["age"] - b["age"]).mean() < 1.5
+    assert ((a["p_female"] >= 0.5) == (b["p_female"] >= 0.5)).mean() >= 0.9
+
+
+@needs_data
 def test_quantize_chooses_a_gender_threshold_on_val(tiny_run, tmp_path):
     tar, out, _ = tiny_run
     from edgeag.edge.classifier import AgeGenderClassifier
@@ -227,6 +258,7 @@ def test_quantize_rejects_broken_inputs(tmp_path):
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--mode", "int4"],
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--gender-threshold", "high"],
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--gender-threshold", "1.2"],
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--mode", "float16", "--per-tensor"],
     ]
     for args in cases:
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", *args], capture_output=True, text=True)
