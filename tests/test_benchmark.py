@@ -333,7 +333,7 @@ def test_model_size_breakdown_adds_up_and_rejects_non_models(tmp_path):
     parts = b["constants"] + b["quantization_params"] + b["metadata"] + b["graph_and_other"]
     assert parts == b["file"] == bundled_model_path().stat().st_size
     assert b["constants"] > b["quantization_params"] > 0 and b["graph_and_other"] > 0
-    assert b["scales"] == b["zero_points"] > 0  # per-channel int8: one of each per output channel
+    assert b["scales"] == b["zero_points"] > 0  # int8: one of each per tensor (or per output channel)
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a model" * 100)
     r = subprocess.run([sys.executable, "-m", "edgeag.benchmarks.model_size", str(junk)], capture_output=True, text=True)

@@ -14,7 +14,8 @@ def test_bundled_model_has_metadata_and_runs():
     meta = read_metadata(bundled_model_path())
     for key in ("crop", "outputs", "labels", "mode", "edgeag_version", "training"):
         assert key in meta
-    assert meta["mode"] == "int8"
+    assert meta["mode"] == "int8" and meta["weight_quantization"] in ("per-tensor", "per-channel")
+    assert bundled_model_path().stat().st_size <= 1_000_000  # the size floor (the file is 436 KB)
     clf = AgeGenderClassifier()
     s = clf.crop_spec
     assert clf.input_dtype == np.uint8

@@ -162,7 +162,7 @@ def write_report(m: dict, out_dir: str | Path, age_true: np.ndarray | None = Non
     axes[0].bar(x + 0.2, bias, 0.4, label="mean signed error")
     axes[0].axhline(clean["overall"]["age_mae"], color="k", ls="--", lw=1, label="overall MAE")
     axes[0].set_xticks(x, names)
-    axes[0].set_title(f"age error by true age ({title})" if title else "age error by true age")
+    axes[0].set_title("age error by true age")
     axes[0].set_ylabel("years")
     axes[0].legend()
     for ax, key, labels in ((axes[1], "gender", GENDERS), (axes[2], "ethnicity", ETHNICITIES)):
@@ -178,6 +178,8 @@ def write_report(m: dict, out_dir: str | Path, age_true: np.ndarray | None = Non
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{key} confusion")
+    if title:  # across the figure: a long model/data name overflowed the first panel's title
+        fig.suptitle(title)
     fig.tight_layout()
     files.append(out / "error_by_age.png")
     fig.savefig(files[-1], dpi=110)
