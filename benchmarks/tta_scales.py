@@ -50,7 +50,7 @@ def main(
     """Age MAE and gender accuracy on val and test for plain, flip, and flip + each zoom (and all together)."""
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
-    from edgeag.train.evaluate import load_predictor
+    from edgeag.train.evaluate import load_predictor, predict_all
 
     predictor, spec, desc = load_predictor(model)
     crops, _ = load_crops(Dataset(data, split_file), spec, None)
@@ -59,22 +59,22 @@ def main(
     for split in ("val", "test"):
         sub = crops.subset(split)
         views = {"plain": sub.x, **{f"z{f:g}": zoom(sub.x, f) for f in factors}}
-        pred = {}
-        for name, x in views.items():
-            pred[name] = predictor.predict(x)
-            pred[name + "_flip"] = predictor.predict(np.ascontiguousarray(x[:, :, ::-1]))
+        # Each view alone and averaged with its mirror (the evaluation's own flip); equal-weight means of those
+        # pairs are the multi-view averages.
+        alone = {name: predict_all(predictor, x) for name, x in views.items()}
+        mirrored = {name: predict_all(predictor, x, tta_flip=True) for name, x in views.items()}
 
-        def score(names: list[str]) -> dict[str, float]:
-            age = np.mean([pred[k]["age"] for k in names], axis=0)
-            p = np.mean([pred[k]["p_female"] for k in names], axis=0)
+        def score(preds: list[dict[str, np.ndarray]]) -> dict[str, float]:
+            age = np.mean([p["age"] for p in preds], axis=0)
+            p_female = np.mean([p["p_female"] for p in preds], axis=0)
             return {"age_mae": float(np.abs(age - sub.age).mean()),
-                    "gender_accuracy": float(((p >= 0.5) == (sub.gender == 1)).mean())}
+                    "gender_accuracy": float(((p_female >= 0.5) == (sub.gender == 1)).mean())}
 
-        combos = {"plain": ["plain"], "flip": ["plain", "plain_flip"]}
+        combos = {"plain": [alone["plain"]], "flip": [mirrored["plain"]]}
         for f in factors:
-            combos[f"z{f:g} alone"] = [f"z{f:g}"]
-            combos[f"flip + z{f:g}"] = ["plain", "plain_flip", f"z{f:g}", f"z{f:g}_flip"]
-        combos["flip + all zooms"] = list(pred)
+            combos[f"z{f:g} alone"] = [alone[f"z{f:g}"]]
+            combos[f"flip + z{f:g}"] = [mirrored["plain"], mirrored[f"z{f:g}"]]
+        combos["flip + all zooms"] = list(mirrored.values())
         res["splits"][split] = {name: score(names) for name, names in combos.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
