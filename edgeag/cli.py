@@ -49,6 +49,8 @@ def train(
     depth: float = typer.Option(1.0, help="Block-count multiplier."),
     expansion: int = typer.Option(3, help="Inverted-residual expansion (mobilenet, efficientnet)."),
     dropout: float = typer.Option(0.2),
+    gender_branch: int = typer.Option(-1, help="mobilenet stage (0-5) whose output feeds gender's own layers "
+                                      "(-1: gender reads the features shared with age and ethnicity)."),
     epochs: int = typer.Option(30),
     batch_size: int = typer.Option(128),
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
@@ -70,6 +72,8 @@ def train(
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="A finished run's folder: start from its "
                                              "weights with a new warm-up and cosine cycle (same model settings; "
                                              "the input size may differ)."),
+    freeze_shared: bool = typer.Option(False, "--freeze-shared", help="With --init-from and a new "
+                                       "--gender-branch: train only the layers the finished run lacks."),
 ) -> None:
     """Train an age/gender/ethnicity model (needs edgeag\\[train]).
 
@@ -82,11 +86,12 @@ def train(
 
     _require_tf()
     mcfg = ModelConfig(arch=arch, input_size=input_size, channels=channels, width=width, depth=depth,
-                       dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2)
+                       dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2,
+                       gender_branch=gender_branch)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
-                       exclude=str(exclude) if exclude else None, oversample=oversample,
+                       exclude=str(exclude) if exclude else None, oversample=oversample, freeze_shared=freeze_shared,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)

@@ -301,7 +301,8 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
 
 def test_train_rejects_bad_options_before_touching_data(tmp_path):
     for opt in (["--age-loss", "cubic"], ["--gender-smoothing", "1.5"], ["--gender-smoothing", "-0.1"],
-                ["--oversample", "8-0:3"], ["--oversample", "kids"], ["--oversample", "0-8:0"]):
+                ["--oversample", "8-0:3"], ["--oversample", "kids"], ["--oversample", "0-8:0"],
+                ["--gender-branch", "9"], ["--gender-branch", "2", "--arch", "resnet"], ["--freeze-shared"]):
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tmp_path / "none.tar"),
                             "--out", str(tmp_path / "out"), *opt], capture_output=True, text=True)
         err = " ".join(r.stderr.split())
@@ -355,6 +356,58 @@ def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(t
                        capture_output=True, text=True)
     err = " ".join(r.stderr.split())  # Rich wraps long messages
     assert r.returncode == 2 and "differs in width" in err and "Traceback" not in err, r.stderr[-2000:]
+
+
+def test_gender_branch_reads_a_mid_level_stage_and_keeps_the_layer_set_independent_of_input_size():
+    from edgeag.train.model import ModelConfig, build_model
+
+    shared = build_model(ModelConfig(input_size=96))
+    names = {layer.name for layer in shared.layers}
+    for size in (96, 112):
+        m = build_model(ModelConfig(input_size=size, gender_branch=2))
+        mine = {layer.name for layer in m.layers}
+        # everything the shared model has, plus gender's own blocks; one stride-2 block from stage 2 to 1/16
+        assert names <= mine and {"g0_dw", "g1_dw", "g_top_conv", "g_pool"} <= mine and "g2_dw" not in mine
+        assert m.get_layer("g_top_conv").output.shape[1] == size // 16 + (size % 16 > 0)
+        assert m.get_layer("gender").input.shape[-1] == m.get_layer("g_top_conv").output.shape[-1]
+        out = m(np.zeros((1, size, size, 3), np.float32))
+        assert set(out) >= {"age", "gender", "ethnicity"} and out["gender"].shape == (1, 1)
+    # stage 4 is already at 1/16: a single stride-1 block
+    m = build_model(ModelConfig(gender_branch=4))
+    assert m.get_layer("g0_dw").strides == (1, 1) and "g1_dw" not in {layer.name for layer in m.layers}
+
+
+@needs_data
+def test_freeze_shared_trains_only_a_new_gender_branch(tiny_run, tmp_path):
+    """--gender-branch with --freeze-shared on a finished run: every copied layer (batch-norm statistics too)
+    stays as it was, so age and ethnicity answers are unchanged; only gender's new layers learn."""
+    import keras
+
+    tar, src, _ = tiny_run
+    out = tmp_path / "branch"
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(out),
+                        "--input-size", "48", "--width", "0.35", "--epochs", "2", "--batch-size", "32",
+                        "--age-loss", "distribution", "--limit", "256", "--init-from", str(src),
+                        "--gender-branch", "3", "--freeze-shared"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "start fresh" in r.stderr
+    a = keras.models.load_model(src / "model.keras", compile=False)
+    b = keras.models.load_model(out / "model.keras", compile=False)
+    kept = {layer.name: layer for layer in a.layers}
+    moved = [layer.name for layer in b.layers if layer.name in kept and layer.name != "gender"
+             and not all(np.array_equal(u, v) for u, v in zip(kept[layer.name].get_weights(), layer.get_weights()))]
+    assert moved == []
+    assert not np.array_equal(a.get_layer("gender").get_weights()[0][:4], b.get_layer("gender").get_weights()[0][:4])
+    x = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 3)).astype(np.float32)
+    pa, pb = a(x, training=False), b(x, training=False)
+    assert np.allclose(pa["age"], pb["age"], atol=1e-5) and np.allclose(pa["ethnicity"], pb["ethnicity"], atol=1e-6)
+    assert not np.allclose(pa["gender"], pb["gender"], atol=1e-3)
+    # the same settings again would have nothing to train: refused
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--out", str(tmp_path / "x"),
+                        "--input-size", "48", "--width", "0.35", "--age-loss", "distribution", "--limit", "64",
+                        "--init-from", str(out), "--gender-branch", "3", "--freeze-shared"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "nothing would train" in " ".join(r.stderr.split()), r.stderr[-2000:]
 
 
 def test_average_weights_is_the_elementwise_mean_and_refuses_other_shapes():

@@ -43,6 +43,7 @@ class TrainConfig:
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
     exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)
     oversample: str | None = None  # "LO-HI:K": training faces aged LO..HI seen K times per epoch
+    freeze_shared: bool = False  # with init_from: train only the layers the finished run lacks (a new branch)
 
 
 def parse_oversample(spec: str) -> tuple[float, float, int]:
@@ -201,7 +202,8 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
     """Refuse the finished run ``run`` unless its weights fit ``mcfg``/``spec`` (``what`` names it in the message).
 
     The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
-    Any other difference (width, architecture, heads, crop margin) is refused rather than half-loaded.
+    So may the gender branch (its layers start fresh, see ``_init_weights``). Any other difference
+    (width, architecture, heads, crop margin) is refused rather than half-loaded.
     """
     cfg_file, ckpt = run / "config.json", run / "model.keras"
     if not cfg_file.is_file() or not ckpt.is_file():
@@ -209,7 +211,7 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
     prev = json.loads(cfg_file.read_text())
 
     def size_free(d: dict) -> dict:
-        return {k: v for k, v in d.items() if k not in ("input_size", "size")}
+        return {k: v for k, v in d.items() if k not in ("input_size", "size", "gender_branch")}
 
     mine = {**size_free(mcfg.to_dict()), "crop": size_free(spec.to_dict())}
     theirs = {**size_free(prev.get("model", {})), "crop": size_free(prev.get("crop") or {})}
@@ -219,17 +221,38 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
                             f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)}); pass the same settings")
 
 
-def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
+def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec, freeze: bool = False) -> None:
     """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop margin).
 
     Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
     run are extended (a warm restart); at a higher input size it is progressive resizing.
+    ``freeze`` keeps every copied layer fixed (batch norm in inference mode): only new layers train.
     """
     import keras
 
     check_compatible(run, mcfg, spec)
     src = keras.models.load_model(run / "model.keras", compile=False)
-    model.set_weights(src.get_weights())
+    if mcfg.gender_branch == json.loads((run / "config.json").read_text())["model"].get("gender_branch", -1):
+        if freeze:
+            raise BadInputError(f"--freeze-shared: {run} has every layer of this model, so nothing would train "
+                                "(add or move a --gender-branch)")
+        model.set_weights(src.get_weights())
+        return
+    # A gender branch added or moved: copy every layer the two share by name and shape; the rest start fresh.
+    theirs = {layer.name: layer for layer in src.layers}
+    fresh = []
+    for layer in model.layers:
+        mine = layer.get_weights()
+        other = theirs[layer.name].get_weights() if layer.name in theirs else None
+        if other is not None and [w.shape for w in other] == [w.shape for w in mine]:
+            layer.set_weights(other)
+            layer.trainable = not freeze
+        elif mine:
+            fresh.append(layer.name)
+    from rich.console import Console
+
+    Console(stderr=True).print(f"--init-from: {len(fresh)} layers start fresh (not in {run}): "
+                               f"{', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}", highlight=False)
 
 
 def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
@@ -246,6 +269,10 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     if not 0 <= tcfg.gender_smoothing < 1:
         raise BadInputError(f"--gender-smoothing must be in [0, 1), got {tcfg.gender_smoothing}")
     oversample = parse_oversample(tcfg.oversample) if tcfg.oversample else None
+    if mcfg.gender_branch >= 0 and (mcfg.arch != "mobilenet" or mcfg.gender_branch > 5):
+        raise BadInputError(f"--gender-branch {mcfg.gender_branch}: a mobilenet stage 0-5, or -1 for none")
+    if tcfg.freeze_shared and not tcfg.init_from:
+        raise BadInputError("--freeze-shared needs --init-from (the run whose layers are kept fixed)")
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
     mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
     out = Path(out)
@@ -289,7 +316,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     start_age = float(np.median(tr.age) if tcfg.age_loss in ("l1", "distribution") else tr.age.mean())
     model = build_model(mcfg, mean_age=start_age)
     if tcfg.init_from:
-        _init_weights(model, Path(tcfg.init_from), mcfg, spec)
+        _init_weights(model, Path(tcfg.init_from), mcfg, spec, freeze=tcfg.freeze_shared)
     steps = int(np.ceil(len(tr_fit) / tcfg.batch_size))
     total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -53,6 +53,7 @@ class ModelConfig:
     expansion: int = 3  # inverted-residual expansion (MobileNetV2 uses 6; 3 trains ~1.5x faster here)
     fused_stages: int = 0  # leading stages built as Fused-MBConv instead of depthwise blocks
     age_head: str = "regression"  # or "distribution" (label-distribution learning, see build_model)
+    gender_branch: int = -1  # mobilenet stage whose output feeds gender's own layers; -1: the shared features
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,19 +111,40 @@ def _fused_block(x, expand: int, out: int, stride: int, name: str):
     return h
 
 
-def _mobilenet(x, cfg: ModelConfig):
-    # (expansion, channels, blocks, stride): MobileNetV2's table, last stage trimmed for small inputs.
+# (expansion, channels, blocks, stride): MobileNetV2's table, last stage trimmed for small inputs.
+MOBILENET_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 128, 3, 2)]
+
+
+def _mobilenet(x, cfg: ModelConfig, taps: dict | None = None):
     # The first `fused_stages` stages use Fused-MBConv (see _fused_block), the rest depthwise-separable blocks.
-    table = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 128, 3, 2)]
+    # `taps` (if given) receives each stage's output by stage index.
     x = _conv_bn(x, _ch(32, cfg.width), 3, cfg.stem_stride, name="stem")
-    for si, (t, c, n, s) in enumerate(table):
+    for si, (t, c, n, s) in enumerate(MOBILENET_STAGES):
         t = min(t, cfg.expansion)
         for bi in range(_blocks(n, cfg.depth)):
             if si < cfg.fused_stages:
                 x = _fused_block(x, min(t, 4), _ch(c, cfg.width), s if bi == 0 else 1, name=f"f{si}_{bi}")
             else:
                 x = _inverted_residual(x, t, _ch(c, cfg.width), s if bi == 0 else 1, name=f"b{si}_{bi}")
+        if taps is not None:
+            taps[si] = x
     return _conv_bn(x, _ch(512, cfg.width), 1, name="top")
+
+
+def _gender_branch(x, cfg: ModelConfig):
+    """Gender's own layers on a mid-level stage output (``cfg.gender_branch``): the shared top features are
+    shaped mostly by age, which pulls all infants together; this branch lets gender keep what age discards.
+
+    Down to the 1/16 resolution of stage 4 with stride-2 blocks (a fixed count per tap, so the layer set
+    does not depend on the input size), one block, a 1x1 conv, pooling and dropout."""
+    stride2 = sum(1 for _, _, _, s in MOBILENET_STAGES[cfg.gender_branch + 1:5] if s == 2)
+    h = x
+    for i in range(stride2):
+        h = _inverted_residual(h, cfg.expansion, _ch(64, cfg.width), 2, name=f"g{i}")
+    h = _inverted_residual(h, cfg.expansion, _ch(128, cfg.width), 1, name=f"g{stride2}")
+    h = _conv_bn(h, _ch(256, cfg.width), 1, name="g_top")
+    h = layers.GlobalAveragePooling2D(name="g_pool")(h)
+    return layers.Dropout(cfg.dropout, name="g_dropout")(h)
 
 
 def _efficientnet(x, cfg: ModelConfig):
@@ -157,8 +179,14 @@ def build_model(cfg: ModelConfig, mean_age: float = 33.0) -> keras.Model:
         raise ValueError(f"unknown architecture {cfg.arch!r}; choose from {', '.join(ARCHS)}")
     inp = keras.Input((cfg.input_size, cfg.input_size, cfg.channels), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(inp)
-    body = {"mobilenet": _mobilenet, "resnet": _resnet, "efficientnet": _efficientnet}[cfg.arch]
-    x = body(x, cfg)
+    taps: dict = {}
+    if cfg.gender_branch >= 0 and not (cfg.arch == "mobilenet" and cfg.gender_branch < len(MOBILENET_STAGES)):
+        raise ValueError(f"gender_branch {cfg.gender_branch}: needs the mobilenet architecture and a stage "
+                         f"0..{len(MOBILENET_STAGES) - 1}")
+    if cfg.arch == "mobilenet":
+        x = _mobilenet(x, cfg, taps)
+    else:
+        x = {"resnet": _resnet, "efficientnet": _efficientnet}[cfg.arch](x, cfg)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
     outputs = {}
@@ -176,7 +204,8 @@ def build_model(cfg: ModelConfig, mean_age: float = 33.0) -> keras.Model:
         age = layers.Dense(1, name="age", bias_initializer=keras.initializers.Constant(mean_age))(x)
     else:
         raise ValueError(f"unknown age head {cfg.age_head!r}; choose from {', '.join(AGE_HEADS)}")
-    gender = layers.Dense(1, activation="sigmoid", name="gender")(x)
+    g = _gender_branch(taps[cfg.gender_branch], cfg) if cfg.gender_branch >= 0 else x
+    gender = layers.Dense(1, activation="sigmoid", name="gender")(g)
     ethnicity = layers.Dense(5, activation="softmax", name="ethnicity")(x)
     outputs.update(age=age, gender=gender, ethnicity=ethnicity)
     return keras.Model(inp, outputs, name=f"edgeag_{cfg.arch}")
