@@ -351,3 +351,16 @@ def test_tta_zoom_crops_in_or_pads_about_the_centre():
     assert (tight[0] == 200).all()  # the central half fills the whole crop
     assert (loose[:, :2] == 0).all() and (loose[:, :, :2] == 0).all()  # a black border of (20 - 16) / 2
     assert loose[1, 2, 10, 0] > 100 and loose[0, 10, 10, 0] == 200  # the top edge moved in, the centre stayed
+
+
+def test_ensemble_score_averages_the_runs_before_thresholding():
+    from edgeag.benchmarks.ensembles import score
+
+    age, gender, eth = np.array([10.0, 40.0]), np.array([1, 0]), np.array([2, 0])
+    a = {"age": np.array([14.0, 40.0]), "p_female": np.array([0.9, 0.7]),
+         "ethnicity": np.array([[0, 0, 1.0, 0, 0], [0.2, 0.8, 0, 0, 0]])}
+    b = {"age": np.array([10.0, 36.0]), "p_female": np.array([0.3, 0.1]),
+         "ethnicity": np.array([[0, 0, 0.6, 0.4, 0], [1.0, 0, 0, 0, 0]])}
+    assert score([a], age, gender, eth) == {"age_mae": 2.0, "gender_accuracy": 0.5, "ethnicity_accuracy": 0.5}
+    # mean age 12 / 38 (MAE 2), mean P(female) 0.6 / 0.4 (both right), mean ethnicity argmax 2 / 0 (both right)
+    assert score([a, b], age, gender, eth) == {"age_mae": 2.0, "gender_accuracy": 1.0, "ethnicity_accuracy": 1.0}
