@@ -206,6 +206,13 @@ def _print_report(m: dict) -> None:
         for k, g in m[by].items():
             add(f"{label} {k}".strip(), g)
     Console().print(t)
+    ci = m["overall"].get("interval95")
+    if ci and ci.get("age_mae"):
+        Console().print(f"95% intervals (overall): age MAE {ci['age_mae'][0]:.2f}-{ci['age_mae'][1]:.2f}, "
+                        f"CS@5 {100 * ci['age_cs5'][0]:.1f}-{100 * ci['age_cs5'][1]:.1f}%, gender "
+                        f"{100 * ci['gender_accuracy'][0]:.1f}-{100 * ci['gender_accuracy'][1]:.1f}%, ethnicity "
+                        f"{100 * ci['ethnicity_accuracy'][0]:.1f}-{100 * ci['ethnicity_accuracy'][1]:.1f}% "
+                        "(per group: metrics.json, report.md)", highlight=False)
     w = m["worst"]
     Console().print(f"worst age group: {w['by_age']['age_mae'][0]} (MAE {w['by_age']['age_mae'][1]:.2f}, "
                     f"{m['max_bucket_mae_ratio']:.2f}x overall); worst ethnicity: "
