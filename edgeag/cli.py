@@ -213,6 +213,11 @@ def _print_report(m: dict) -> None:
                         f"{100 * ci['gender_accuracy'][0]:.1f}-{100 * ci['gender_accuracy'][1]:.1f}%, ethnicity "
                         f"{100 * ci['ethnicity_accuracy'][0]:.1f}-{100 * ci['ethnicity_accuracy'][1]:.1f}% "
                         "(per group: metrics.json, report.md)", highlight=False)
+    cov = m.get("gender_by_coverage") or {}
+    if len(cov) > 1:
+        Console().print("gender on the most confident " + ", ".join(
+            f"{100 * float(c):.0f}%: {100 * v['accuracy']:.1f}% (confidence >= {v['min_confidence']:.2f})"
+            for c, v in cov.items() if float(c) < 1), highlight=False)
     w = m["worst"]
     Console().print(f"worst age group: {w['by_age']['age_mae'][0]} (MAE {w['by_age']['age_mae'][1]:.2f}, "
                     f"{m['max_bucket_mae_ratio']:.2f}x overall); worst ethnicity: "

@@ -54,3 +54,18 @@ def test_metrics_carry_intervals_per_group_and_the_report_prints_them():
     json.dumps(m)  # plain JSON: no NaN, no numpy types
     table = markdown_table(m)
     assert f"{100 * o['gender_accuracy']:.1f}% ({100 * g_lo:.1f}-{100 * g_hi:.1f})" in table
+
+
+def test_gender_by_coverage_keeps_the_most_confident_faces():
+    from edgeag.train.evaluate import gender_by_coverage
+
+    g_t = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0])
+    # confident and right, then two uncertain mistakes
+    g_p = np.array([0.99, 0.02, 0.95, 0.1, 0.9, 0.15, 0.8, 0.25, 0.45, 0.55])
+    cov = gender_by_coverage(g_t, g_p, (1.0, 0.8))
+    assert cov["1.00"] == {"faces": 10, "accuracy": 0.8, "min_confidence": 0.55}
+    assert cov["0.80"]["faces"] == 8 and cov["0.80"]["accuracy"] == 1.0 and cov["0.80"]["min_confidence"] == 0.75
+    m = compute_metrics(np.full(10, 30.0), g_t, np.zeros(10, int),
+                        {"age": np.full(10, 30.0), "p_female": g_p, "ethnicity": np.eye(5)[np.zeros(10, int)]})
+    assert m["gender_by_coverage"]["1.00"]["accuracy"] == m["overall"]["gender_accuracy"] == 0.8
+    assert "| 80% | 0.75 | 100.0% |" in markdown_table(m)

@@ -104,6 +104,26 @@ def _group(age_t, age_p, g_t, g_p, e_t, e_p) -> dict:
     }
 
 
+COVERAGES = (1.0, 0.95, 0.9, 0.8)
+
+
+def gender_by_coverage(g_t: np.ndarray, g_p: np.ndarray, coverages: tuple[float, ...] = COVERAGES) -> dict:
+    """Gender accuracy on the most confident share of faces: what an application gets if it reports gender only
+    when ``gender_confidence`` (the ``Face`` field, max(p, 1 - p)) is at least ``min_confidence``."""
+    n = len(g_t)
+    if n == 0:
+        return {}
+    confidence = np.maximum(g_p, 1 - g_p)
+    order = np.argsort(-confidence, kind="stable")
+    correct = ((g_p >= 0.5).astype(int) == g_t)[order]
+    out = {}
+    for c in coverages:
+        k = max(1, int(np.ceil(c * n)))
+        out[f"{c:.2f}"] = {"faces": k, "accuracy": float(correct[:k].mean()),
+                           "min_confidence": float(confidence[order[k - 1]])}
+    return out
+
+
 def compute_metrics(age_true: np.ndarray, gender_true: np.ndarray, eth_true: np.ndarray,
                     pred: dict[str, np.ndarray]) -> dict:
     """Overall metrics and the same per age bucket, gender and ethnicity, with the worst groups named."""
@@ -123,6 +143,7 @@ def compute_metrics(age_true: np.ndarray, gender_true: np.ndarray, eth_true: np.
     gconf = np.zeros((2, 2), int)
     np.add.at(gconf, (g_t, (g_p >= 0.5).astype(int)), 1)
     res["confusion"] = {"gender": gconf.tolist(), "ethnicity": conf.tolist()}
+    res["gender_by_coverage"] = gender_by_coverage(g_t, g_p)
     worst = {}
     for by in ("by_age", "by_gender", "by_ethnicity"):
         groups = {k: v for k, v in res[by].items() if v.get("n", 0) > 0}
@@ -171,6 +192,15 @@ def markdown_table(m: dict) -> str:
                  f"{m['max_bucket_mae_ratio']:.2f}x overall). Worst ethnicity by MAE: "
                  f"{w['by_ethnicity']['age_mae'][0]} ({w['by_ethnicity']['age_mae'][1]:.2f}); by gender accuracy: "
                  f"{w['by_ethnicity']['gender_accuracy'][0]} ({100 * w['by_ethnicity']['gender_accuracy'][1]:.1f}%).")
+    cov = m.get("gender_by_coverage") or {}
+    if len(cov) > 1:
+        lines.append("")
+        lines.append("Gender reported only above a confidence (the `gender_confidence` field):")
+        lines.append("")
+        lines.append("| share of faces kept | min. confidence | gender acc. |")
+        lines.append("| ---: | ---: | ---: |")
+        for c, v in cov.items():
+            lines.append(f"| {100 * float(c):.0f}% | {v['min_confidence']:.2f} | {100 * v['accuracy']:.1f}% |")
     return "\n".join(lines) + "\n"
 
 
