@@ -458,6 +458,14 @@ def test_soup_writes_a_model_folder_and_refuses_a_different_model(tiny_run, tmp_
                         "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     err = " ".join(r.stderr.split())
     assert r.returncode == 2 and "differs in width" in err and "Traceback" not in err, r.stderr[-2000:]
+    # a gender branch is a different architecture for averaging (though --init-from accepts it)
+    cfg["model"]["width"] = json.loads((src / "config.json").read_text())["model"]["width"]
+    cfg["model"]["gender_branch"] = 3
+    (other / "config.json").write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "soup", str(src), str(other), "--data", str(tar),
+                        "--out", str(tmp_path / "bad2")], capture_output=True, text=True)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "differs in gender_branch" in err and "Traceback" not in err, r.stderr[-2000:]
 
 
 def test_find_suspects_keeps_confident_contradictions_of_adults_most_confident_first():

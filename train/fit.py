@@ -198,12 +198,14 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
     return (min(losses) if losses else None), len(rows)
 
 
-def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from") -> None:
+def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from",
+                     may_differ: tuple[str, ...] = ("input_size", "size", "gender_branch")) -> None:
     """Refuse the finished run ``run`` unless its weights fit ``mcfg``/``spec`` (``what`` names it in the message).
 
     The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
     So may the gender branch (its layers start fresh, see ``_init_weights``). Any other difference
-    (width, architecture, heads, crop margin) is refused rather than half-loaded.
+    (width, architecture, heads, crop margin) is refused rather than half-loaded. ``may_differ`` names the
+    settings (model or crop keys) allowed to differ.
     """
     cfg_file, ckpt = run / "config.json", run / "model.keras"
     if not cfg_file.is_file() or not ckpt.is_file():
@@ -211,10 +213,12 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
     prev = json.loads(cfg_file.read_text())
 
     def size_free(d: dict) -> dict:
-        return {k: v for k, v in d.items() if k not in ("input_size", "size", "gender_branch")}
+        return {k: v for k, v in d.items() if k not in may_differ}
 
     mine = {**size_free(mcfg.to_dict()), "crop": size_free(spec.to_dict())}
-    theirs = {**size_free(prev.get("model", {})), "crop": size_free(prev.get("crop") or {})}
+    # Through ModelConfig, so a run written before a setting existed reads as that setting's default.
+    theirs = {**size_free(ModelConfig.from_dict(prev.get("model", {})).to_dict()),
+              "crop": size_free(prev.get("crop") or {})}
     diff = sorted(k for k in mine if mine[k] != theirs.get(k))
     if diff:
         raise BadInputError(f"{what} {run}: its model differs in {', '.join(diff)} "

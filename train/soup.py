@@ -59,7 +59,8 @@ def soup(runs: list[str | Path], data: str | Path, out: str | Path, *, split_fil
     mcfg = ModelConfig.from_dict(config["model"])
     spec = CropSpec.from_dict(config["crop"])
     for r in runs:
-        check_compatible(r, mcfg, spec, what="soup ingredient")
+        # Weight averaging needs one architecture: only the input size may differ (a gender branch may not).
+        check_compatible(r, mcfg, spec, what="soup ingredient", may_differ=("input_size", "size"))
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
