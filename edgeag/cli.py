@@ -72,6 +72,10 @@ def train(
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="A finished run's folder: start from its "
                                              "weights with a new warm-up and cosine cycle (same model settings; "
                                              "the input size may differ)."),
+    mixup: float = typer.Option(0.0, help="Gender mixup: blend each training image with another, the first "
+                                "dominating (weight from Beta(a, a)); gender targets mix, age and ethnicity keep "
+                                "the dominant image's. 0 = off; e.g. 0.2. Training gender accuracy then counts "
+                                "mixed targets as misses."),
     freeze_shared: bool = typer.Option(False, "--freeze-shared", help="With --init-from and a new "
                                        "--gender-branch: train only the layers the finished run lacks."),
 ) -> None:
@@ -91,7 +95,7 @@ def train(
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
-                       exclude=str(exclude) if exclude else None, oversample=oversample, freeze_shared=freeze_shared,
+                       exclude=str(exclude) if exclude else None, oversample=oversample, freeze_shared=freeze_shared, mixup=mixup,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)

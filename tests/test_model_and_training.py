@@ -302,12 +302,39 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
 def test_train_rejects_bad_options_before_touching_data(tmp_path):
     for opt in (["--age-loss", "cubic"], ["--gender-smoothing", "1.5"], ["--gender-smoothing", "-0.1"],
                 ["--oversample", "8-0:3"], ["--oversample", "kids"], ["--oversample", "0-8:0"],
-                ["--gender-branch", "9"], ["--gender-branch", "2", "--arch", "resnet"], ["--freeze-shared"]):
+                ["--gender-branch", "9"], ["--gender-branch", "2", "--arch", "resnet"], ["--freeze-shared"],
+                ["--mixup", "-0.2"]):
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tmp_path / "none.tar"),
                             "--out", str(tmp_path / "out"), *opt], capture_output=True, text=True)
         err = " ".join(r.stderr.split())
         assert r.returncode == 2 and (opt[0] in err or "age loss" in err), (opt, r.stderr[-2000:])
         assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_gender_mixup_blends_images_and_gender_targets_at_one_dominant_weight():
+    from edgeag.train.fit import mix_gender
+
+    tf.random.set_seed(3)
+    n = 64
+    shade = np.arange(n, dtype=np.float32) * 4  # image i is a flat grey of value 4i: its blend weight is readable
+    x = tf.constant(np.broadcast_to(shade[:, None, None, None], (n, 2, 2, 3)).copy())
+    gender = (np.arange(n) % 2).astype(np.float32).reshape(-1, 1)
+    age = np.arange(n, dtype=np.float32).reshape(-1, 1)
+    y, t = mix_gender(x, {"gender": tf.constant(gender), "age": tf.constant(age), "ethnicity": tf.zeros(n)}, 0.2)
+    y, g = y.numpy()[:, 0, 0, 0], t["gender"].numpy().ravel()
+    assert np.array_equal(t["age"].numpy(), age)  # age keeps the dominant image's label
+    assert ((g >= 0) & (g <= 1)).all() and not np.isin(g, [0, 1]).all()  # some targets are mixed
+    checked = 0
+    for i in range(n):
+        if g[i] not in (0.0, 1.0):  # a boy/girl pair: the target's weight on this image's label >= 0.5 ...
+            lam = g[i] if gender[i, 0] == 1 else 1 - g[i]
+            assert lam >= 0.5 - 1e-6
+            # ... and the image is blended at that same weight with a partner j: y = lam * 4i + (1 - lam) * 4j
+            if lam < 0.99:  # (near 1 the partner's share is lost in float32 rounding)
+                j = (y[i] - lam * shade[i]) / (1 - lam) / 4
+                assert abs(j - round(j)) < 0.05 and gender[int(round(j)), 0] != gender[i, 0]
+                checked += 1
+    assert checked >= 5
 
 
 def test_oversample_repeats_only_the_age_range_and_keeps_every_field_aligned():

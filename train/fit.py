@@ -44,6 +44,7 @@ class TrainConfig:
     exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)
     oversample: str | None = None  # "LO-HI:K": training faces aged LO..HI seen K times per epoch
     freeze_shared: bool = False  # with init_from: train only the layers the finished run lacks (a new branch)
+    mixup: float = 0.0  # Beta(alpha, alpha) of gender mixup (see mix_gender); 0: off
 
 
 def parse_oversample(spec: str) -> tuple[float, float, int]:
@@ -78,7 +79,27 @@ def _augmenter(seed: int):
     ], name="augment")
 
 
-def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False):
+def mix_gender(x, targets: dict, alpha: float):
+    """Mixup for the gender head (tf ops, one batch): each image blended with another of the batch at weight
+    lam = max(b, 1 - b), b ~ Beta(alpha, alpha), so the first image dominates; the gender target is mixed at
+    the same weight, age and ethnicity keep the dominant image's labels (a blended age is not an age)."""
+    import tensorflow as tf
+
+    n = tf.shape(x)[0]
+    a, b = tf.random.gamma([n], alpha), tf.random.gamma([n], alpha)
+    lam = a / (a + b + 1e-12)
+    lam = tf.maximum(lam, 1.0 - lam)
+    perm = tf.random.shuffle(tf.range(n))
+    w = tf.reshape(lam, [-1, 1, 1, 1])
+    x = w * x + (1.0 - w) * tf.gather(x, perm)
+    g = targets["gender"]
+    out = dict(targets)
+    out["gender"] = tf.reshape(lam, [-1, 1]) * g + (1.0 - tf.reshape(lam, [-1, 1])) * tf.gather(g, perm)
+    return x, out
+
+
+def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False,
+                mixup: float = 0.0):
     import tensorflow as tf
 
     y = {"age": crops.age.reshape(-1, 1), "gender": crops.gender.astype(np.float32).reshape(-1, 1),
@@ -92,6 +113,8 @@ def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, a
     if augment is not None:
         ds = ds.map(lambda x, t: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), t),
                     num_parallel_calls=tf.data.AUTOTUNE)
+    if mixup > 0:
+        ds = ds.map(lambda x, t: mix_gender(x, t, mixup), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(2)
 
 
@@ -275,6 +298,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     oversample = parse_oversample(tcfg.oversample) if tcfg.oversample else None
     if mcfg.gender_branch >= 0 and (mcfg.arch != "mobilenet" or mcfg.gender_branch > 5):
         raise BadInputError(f"--gender-branch {mcfg.gender_branch}: a mobilenet stage 0-5, or -1 for none")
+    if tcfg.mixup < 0:
+        raise BadInputError(f"--mixup must be >= 0 (0: off), got {tcfg.mixup}")
     if tcfg.freeze_shared and not tcfg.init_from:
         raise BadInputError("--freeze-shared needs --init-from (the run whose layers are kept fixed)")
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
@@ -360,7 +385,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
 
     augment = _augmenter(tcfg.seed) if tcfg.augment else None
     dist = mcfg.age_head == "distribution"
-    ds_tr = _tf_dataset(tr_fit, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist)
+    ds_tr = _tf_dataset(tr_fit, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist, mixup=tcfg.mixup)
     ds_va = _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist)
     ckpt = out / "model.keras"
     backup = out / "backup"
