@@ -132,8 +132,9 @@ def _mobilenet(x, cfg: ModelConfig, taps: dict | None = None):
 
 
 def _gender_branch(x, cfg: ModelConfig):
-    """Gender's own layers on a mid-level stage output (``cfg.gender_branch``): the shared top features are
-    shaped mostly by age, which pulls all infants together; this branch lets gender keep what age discards.
+    """Gender's own layers on a mid-level stage output (``cfg.gender_branch``), for testing whether gender
+    loses something in the top features it shares with age (which pull all infants together). Measured on
+    the default model: it does not (MODEL_CARD.md, "What moved the needle"); kept as an option.
 
     Down to the 1/16 resolution of stage 4 with stride-2 blocks (a fixed count per tap, so the layer set
     does not depend on the input size), one block, a 1x1 conv, pooling and dropout."""
