@@ -37,6 +37,9 @@ class FaceAnalyzerOptions:
     threads: int | None = None  # LiteRT threads for the classifier
     video: bool = False  # MediaPipe VIDEO mode: frames of one stream, increasing timestamps
     max_faces: int | None = None  # keep only the N most confident faces
+    # Below this ``gender_confidence`` a face's gender is None (unknown); the confidence is still reported.
+    # 0 = always state it. (Bundled model, test split: 0.72 leaves 10% of faces unknown, 96% right on the rest.)
+    min_gender_confidence: float = 0.0
     # Tracking (``track()`` only): smoothing of age/gender/ethnicity over each track, and its parameters.
     smooth: bool = True
     iou_threshold: float = 0.3  # minimum box overlap to continue a track
@@ -110,12 +113,18 @@ class FaceAnalyzer:
                 x, y, w, h = d.box
                 faces.append(Face(
                     box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
-                    age=float(p["age"][i]), gender=self._genders[int(pf >= 0.5)],
+                    age=float(p["age"][i]), gender=self._gender(pf),
                     gender_confidence=max(pf, 1.0 - pf), ethnicity=self._ethnicities[ei],
                     ethnicity_confidence=float(e[ei]), extra={"p_female": round(pf, 4)}))
         t2 = time.perf_counter()
         self.last_timings.update(crop_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3)
         return faces
+
+    def _gender(self, p_female: float) -> str | None:
+        """The stated gender, or None when its confidence is under ``min_gender_confidence``."""
+        if max(p_female, 1.0 - p_female) < self.options.min_gender_confidence:
+            return None
+        return self._genders[int(p_female >= 0.5)]
 
     def analyze(self, image: np.ndarray | str | Path, timestamp_ms: int | None = None) -> list[Face]:
         """Faces in one RGB uint8 image (H, W, 3) or image file, most confident first."""
@@ -147,7 +156,7 @@ class FaceAnalyzer:
             s = self.tracker.smooth(tr, f.age, pf_raw, self._last_ethnicity[i])
             f.extra = {"p_female": round(s.p_female, 4), "age_raw": round(f.age, 2), "p_female_raw": pf_raw}
             f.age = s.age
-            f.gender = self._genders[int(s.p_female >= 0.5)]
+            f.gender = self._gender(s.p_female)
             f.gender_confidence = max(s.p_female, 1.0 - s.p_female)
             if s.ethnicity is not None:
                 ei = int(s.ethnicity.argmax())

@@ -10,13 +10,14 @@ class Face:
     """One analysed face.
 
     ``box`` is [x, y, w, h] in pixels of the analysed image; ``gender_confidence`` is the probability of
-    the stated gender (0.5-1); ``track_id`` is None outside video tracking.
+    the more likely gender (0.5-1); ``gender`` is None (unknown) when that is under the analyser's
+    ``min_gender_confidence`` (default 0: never); ``track_id`` is None outside video tracking.
     """
 
     box: tuple[int, int, int, int]
     score: float
     age: float
-    gender: str
+    gender: str | None
     gender_confidence: float
     ethnicity: str | None = None
     ethnicity_confidence: float | None = None

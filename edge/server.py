@@ -59,6 +59,7 @@ class ServerOptions:
     workers: int = 2  # analyzers in the pool = requests analysed in parallel
     min_confidence: float = 0.5  # detector score threshold
     max_faces: int | None = None  # keep only the N most confident faces per image
+    min_gender_confidence: float = 0.0  # below it a face's gender is null (see FaceAnalyzerOptions)
     max_upload_bytes: int = 10 * MB  # larger bodies -> 413
     max_side: int = 8192  # larger image width or height -> 413 (checked from the header, before decoding)
     busy_timeout: float = 30.0  # seconds a request waits for a free analyzer before 503
@@ -252,7 +253,8 @@ class AnalyzeService:
             # IMAGE running mode: every request is an unrelated picture (VIDEO mode would need ordered frames).
             aopts = FaceAnalyzerOptions(model_path=options.model_path, detector_path=options.detector_path,
                                         min_confidence=options.min_confidence, threads=options.threads,
-                                        video=False, max_faces=options.max_faces)
+                                        video=False, max_faces=options.max_faces,
+                                        min_gender_confidence=options.min_gender_confidence)
             factory = lambda: FaceAnalyzer(aopts)  # noqa: E731
         self.pool = AnalyzerPool(factory, options.workers)
         first = self.pool.first
@@ -282,7 +284,8 @@ class AnalyzeService:
         o = self.options
         return {"file": self.model_file, "metadata": self.metadata,
                 "server": {"edgeag_version": __version__, "workers": o.workers, "threads": o.threads,
-                           "min_confidence": o.min_confidence, "max_upload_bytes": o.max_upload_bytes,
+                           "min_confidence": o.min_confidence, "min_gender_confidence": o.min_gender_confidence,
+                           "max_upload_bytes": o.max_upload_bytes,
                            "max_side": o.max_side}}
 
     def close(self) -> None:

@@ -296,6 +296,36 @@ def test_python_api_track_and_analyze(video, utk_sample, tmp_path):
         assert isinstance(json.dumps(d), str) and d["gender"] in ("male", "female")
 
 
+@needs_data
+def test_min_gender_confidence_leaves_unsure_genders_unknown(utk_sample, tmp_path):
+    """Below --min-gender-confidence the gender is None (null in JSON, '?' in tables), the confidence still
+    reported; at or above it, unchanged. Same rule in analyze() and in the predict command."""
+    from edgeag import FaceAnalyzer
+
+    names = []
+    for name, data in utk_sample[:6]:
+        (tmp_path / name).write_bytes(data)
+        names.append(tmp_path / name)
+    with FaceAnalyzer() as fa:
+        base = [fa.analyze(n)[0] for n in names]
+    conf = sorted(f.gender_confidence for f in base)
+    cut = (conf[2] + conf[3]) / 2  # half the faces under it
+    with FaceAnalyzer(min_gender_confidence=cut) as fa:
+        cut_faces = [fa.analyze(n)[0] for n in names]
+    for a, b in zip(base, cut_faces):
+        assert b.gender_confidence == a.gender_confidence and b.age == a.age
+        assert b.gender == (a.gender if a.gender_confidence >= cut else None)
+    unsure = sum(c < cut for c in conf)
+    assert 1 <= unsure <= 5 and sum(f.gender is None for f in cut_faces) == unsure
+    assert json.loads(json.dumps(cut_faces[0].to_dict()))["gender"] in ("male", "female", None)
+    p = run_cli("predict", *names, "--json", "--min-gender-confidence", f"{cut}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = [r["faces"][0]["gender"] for r in jsonl(p.stdout)]
+    assert got == [f.gender for f in cut_faces]
+    p = run_cli("predict", *names, "--min-gender-confidence", f"{cut}", cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.count("? (") == unsure, p.stdout[-2000:]
+
+
 # ---------------------------------------------------------------- tracker and live-source logic (no models)
 
 

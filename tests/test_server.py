@@ -457,3 +457,14 @@ def test_unexpected_error_is_json_without_traceback():
         r = c.post("/v1/analyze", content=png(np.zeros((8, 8, 3), np.uint8)))
     assert r.status_code == 500 and r.json() == {"error": "internal error"}
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_min_gender_confidence_reaches_the_api(clean_faces):
+    """`edgeag serve --min-gender-confidence`: a gender under it is null in the response; /v1/model says so."""
+    name, face = clean_faces[0]
+    scene = background()
+    paste(scene, face, 300, 140)
+    with TestClient(create_app(workers=1, min_gender_confidence=1.0)) as c:
+        assert c.get("/v1/model").json()["server"]["min_gender_confidence"] == 1.0
+        f = c.post("/v1/analyze", content=png(scene)).json()["faces"][0]
+    assert f["gender_confidence"] < 1.0 and f["gender"] is None

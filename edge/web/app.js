@@ -44,7 +44,7 @@
   }
 
   function labelOf(f) {
-    return `${Math.round(f.age)} y, ${f.gender} ${Math.round(100 * f.gender_confidence)}%`;
+    return `${Math.round(f.age)} y, ${f.gender ?? "?"} ${Math.round(100 * f.gender_confidence)}%`;
   }
 
   function drawBoxes(faces, scale) {
@@ -99,7 +99,7 @@
       const li = document.createElement("li");
       li.className = "face";
       Object.assign(li.dataset, {
-        index: String(i), age: String(f.age), gender: f.gender, genderConfidence: String(f.gender_confidence),
+        index: String(i), age: String(f.age), gender: f.gender ?? "", genderConfidence: String(f.gender_confidence),
         ethnicity: f.ethnicity ?? "", score: String(f.score), box: f.box.join(","),
       });
       const b = document.createElement("b");
