@@ -95,7 +95,8 @@ def train(
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=not no_augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
-                       exclude=str(exclude) if exclude else None, oversample=oversample, freeze_shared=freeze_shared, mixup=mixup,
+                       exclude=str(exclude) if exclude else None, oversample=oversample,
+                       freeze_shared=freeze_shared, mixup=mixup,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from edgeag.cli_common import err_console, handle_errors
+from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
 
 _MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
@@ -77,8 +77,7 @@ def run(
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="Analyse at most N faces per frame."),
     min_gender_confidence: float = typer.Option(0.0, "--min-gender-confidence", min=0.0, max=1.0,
-                                                help="Leave gender unknown (null; '?' on screen) when its confidence is below this "
-                                           "(0: always state it; 0.72 left 10% of test faces unknown, 96% right on the rest)."),
+                                                help=MIN_GENDER_CONFIDENCE_HELP),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
     json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="Write JSON Lines (one record per frame) to FILE, "
                                            "or '-' for stdout."),
@@ -182,8 +181,7 @@ def predict(
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="At most N faces per image."),
     min_gender_confidence: float = typer.Option(0.0, "--min-gender-confidence", min=0.0, max=1.0,
-                                                help="Leave gender unknown (null; '?' on screen) when its confidence is below this "
-                                           "(0: always state it; 0.72 left 10% of test faces unknown, 96% right on the rest)."),
+                                                help=MIN_GENDER_CONFIDENCE_HELP),
     ethnicity: bool = typer.Option(False, "--ethnicity", help="Show the ethnicity column in the table."),
     save: Optional[Path] = typer.Option(None, "--save", metavar="DIR", help="Folder for annotated copies of the images."),
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgeag.cli_common import err_console, handle_errors
+from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
 
 
 @handle_errors
@@ -20,8 +20,7 @@ def serve(
     workers: int = typer.Option(2, min=1, help="Analyzers in the pool = images analysed in parallel "
                                 "(workers x threads should not exceed the CPU cores)."),
     min_confidence: float = typer.Option(0.5, min=0.0, max=1.0, help="Face detector score threshold."),
-    min_gender_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help="Leave gender unknown (null; '?' on screen) when its confidence is below this "
-                                                "(0: always state it; 0.72 left 10% of test faces unknown, 96% right on the rest)."),
+    min_gender_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help=MIN_GENDER_CONFIDENCE_HELP),
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload, in MB (larger: 413)."),
     max_side: int = typer.Option(8192, min=16, help="Largest accepted image width or height, in pixels."),
     ssl_certfile: Optional[Path] = typer.Option(None, help="TLS certificate (PEM): serve HTTPS, which phone "
@@ -51,7 +50,8 @@ def serve(
     sock = bind_socket(host, port)
     try:
         options = ServerOptions(model_path=model, threads=threads, workers=workers, min_confidence=min_confidence,
-                                min_gender_confidence=min_gender_confidence, max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side)
+                                min_gender_confidence=min_gender_confidence,
+                                max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side)
         app = create_app(options=options)
         server = uvicorn_server(app, log_level="info" if verbose else "warning", access_log=verbose,
                                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
