@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def main(
     data: Path = typer.Option(..., "--data"),
     split_file: Path = typer.Option(None, "--split-file"),
     max_size: int = typer.Option(4, help="Largest ensemble tried (every combination up to it)."),
-    top: int = typer.Option(10, help="Ensembles printed (best val gender accuracy first)."),
+    top: int = typer.Option(10, help="Ensembles printed and kept in the JSON (best val gender accuracy first)."),
     out: Path = typer.Option(Path("benchmarks/results/ensembles.json"), "--out"),
 ) -> None:
     """Score each run and every ensemble of up to --max-size runs on val and test (flip on)."""
@@ -63,7 +64,9 @@ def main(
             sub = crops.subset(split)
             # Every crop size comes from the same detections of the same files, in the same order.
             truth.setdefault(split, (sub.ids, sub.age, sub.gender, sub.ethnicity))
-            assert np.array_equal(truth[split][0], sub.ids)
+            if not np.array_equal(truth[split][0], sub.ids):
+                print(f"error: {run} was not made from the same {split} faces as {names[0]}", file=sys.stderr)
+                raise typer.Exit(2)
             preds[split][name] = predict_all(predictor, sub.x, tta_flip=True)
 
     def both(combo: tuple[str, ...]) -> dict:
@@ -74,8 +77,13 @@ def main(
                  for c in itertools.combinations(names, k)]
     ensembles.sort(key=lambda r: (-r["val"]["gender_accuracy"], r["val"]["age_mae"]))
     everything = both(tuple(names))
+    test_g = [r["test"]["gender_accuracy"] for r in ensembles]
+    summary = {"ensembles_tried": len(ensembles),
+               "test_gender_range": [min(test_g), max(test_g)] if test_g else None}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"singles": singles, "all": everything, "ensembles": ensembles}, indent=2))
+    # The best --top by val, not all of them (thousands): the summary keeps the range over all.
+    out.write_text(json.dumps({"singles": singles, "all": everything, "summary": summary,
+                               "best_by_val": ensembles[:top]}, indent=2))
 
     def line(label: str, r: dict) -> str:
         v, t = r["val"], r["test"]
@@ -89,7 +97,6 @@ def main(
     for r in ensembles[:top]:
         print(line("+".join(r["runs"]), r))
     print(line(f"all {len(names)}", everything))
-    test_g = [r["test"]["gender_accuracy"] for r in ensembles]
     if test_g:
         print(f"test gender over all {len(ensembles)} ensembles: {100 * min(test_g):.2f}-{100 * max(test_g):.2f}%")
     print(f"-> {out}")

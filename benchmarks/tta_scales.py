@@ -50,6 +50,7 @@ def main(
     """Age MAE and gender accuracy on val and test for plain, flip, and flip + each zoom (and all together)."""
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
+    from edgeag.benchmarks.ensembles import score
     from edgeag.train.evaluate import load_predictor, predict_all
 
     predictor, spec, desc = load_predictor(model)
@@ -64,18 +65,13 @@ def main(
         alone = {name: predict_all(predictor, x) for name, x in views.items()}
         mirrored = {name: predict_all(predictor, x, tta_flip=True) for name, x in views.items()}
 
-        def score(preds: list[dict[str, np.ndarray]]) -> dict[str, float]:
-            age = np.mean([p["age"] for p in preds], axis=0)
-            p_female = np.mean([p["p_female"] for p in preds], axis=0)
-            return {"age_mae": float(np.abs(age - sub.age).mean()),
-                    "gender_accuracy": float(((p_female >= 0.5) == (sub.gender == 1)).mean())}
-
         combos = {"plain": [alone["plain"]], "flip": [mirrored["plain"]]}
         for f in factors:
             combos[f"z{f:g} alone"] = [alone[f"z{f:g}"]]
             combos[f"flip + z{f:g}"] = [mirrored["plain"], mirrored[f"z{f:g}"]]
         combos["flip + all zooms"] = list(mirrored.values())
-        res["splits"][split] = {name: score(names) for name, names in combos.items()}
+        res["splits"][split] = {name: score(preds, sub.age, sub.gender, sub.ethnicity)
+                                for name, preds in combos.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
     print(f"{desc} (age MAE / gender accuracy)")

@@ -23,6 +23,7 @@ err_console = Console(stderr=True, highlight=False)
 MIN_GENDER_CONFIDENCE_HELP = ("Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always "
                               "state it; 0.72 left 10% of test faces unknown, 96% right on the rest).")
 
+
 def quiet_native_logs() -> None:
     """Silence TensorFlow/absl/glog chatter on stderr (set before those libraries load)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
