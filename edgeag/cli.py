@@ -67,7 +67,8 @@ def train(
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
-    no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
+    augment: str = typer.Option("camera", help="camera: camera degradations (resolution, blur, exposure, noise, "
+                                "JPEG) and crop jitter; jitter: crop jitter and mirror only; none."),
     cache_dir: Optional[Path] = typer.Option(None, help="Crop cache folder (default ~/.cache/edgeag or $EDGEAG_CACHE)."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="A finished run's folder: start from its "
                                              "weights with a new warm-up and cosine cycle (same model settings; "
@@ -93,7 +94,7 @@ def train(
                        dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2,
                        gender_branch=gender_branch)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
-                       seed=seed, augment=not no_augment, limit=limit,
+                       seed=seed, augment=augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
                        exclude=str(exclude) if exclude else None, oversample=oversample,
                        freeze_shared=freeze_shared, mixup=mixup,

@@ -24,6 +24,7 @@ from edgeag.train.datasets import Dataset
 from edgeag.train.model import ModelConfig
 
 AGE_LOSSES = ("l1", "mse", "huber", "distribution")
+AUGMENTATIONS = ("camera", "jitter", "none")
 
 
 @dataclass
@@ -37,7 +38,7 @@ class TrainConfig:
     loss_weights: dict = field(default_factory=lambda: {"age": 0.1, "gender": 1.0, "ethnicity": 0.5})
     patience: int = 10
     seed: int = 0
-    augment: bool = True
+    augment: str = "camera"  # camera: degradations + crop jitter (train/augment.py); jitter: crop jitter only; none
     limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
@@ -61,22 +62,6 @@ def oversample_ages(crops: CropSet, lo: float, hi: float, k: int) -> CropSet:
     if k == 1 or len(inside) == 0:
         return crops
     return crops.select(np.concatenate([np.arange(len(crops))] + [inside] * (k - 1)))
-
-
-def _augmenter(seed: int):
-    import keras
-    from keras import layers
-
-    # Mild geometric and photometric jitter: detector boxes move a little from frame to frame and
-    # cameras differ in exposure; large rotations would fight the eye alignment the crop already did.
-    return keras.Sequential([
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(0.03, fill_mode="constant", seed=seed + 1),
-        layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
-        layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed + 3),
-        layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
-        layers.RandomContrast(0.2, seed=seed + 5),
-    ], name="augment")
 
 
 def mix_gender(x, targets: dict, alpha: float):
@@ -111,8 +96,7 @@ def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, a
         ds = ds.shuffle(len(crops), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch).map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        ds = ds.map(lambda x, t: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), t),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, t: (augment(x), t), num_parallel_calls=tf.data.AUTOTUNE)
     if mixup > 0:
         ds = ds.map(lambda x, t: mix_gender(x, t, mixup), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(2)
@@ -298,6 +282,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     oversample = parse_oversample(tcfg.oversample) if tcfg.oversample else None
     if mcfg.gender_branch >= 0 and (mcfg.arch != "mobilenet" or mcfg.gender_branch > 5):
         raise BadInputError(f"--gender-branch {mcfg.gender_branch}: a mobilenet stage 0-5, or -1 for none")
+    if tcfg.augment not in AUGMENTATIONS:
+        raise BadInputError(f"unknown augmentation {tcfg.augment!r}; choose from {', '.join(AUGMENTATIONS)}")
     if tcfg.mixup < 0:
         raise BadInputError(f"--mixup must be >= 0 (0: off), got {tcfg.mixup}")
     if tcfg.freeze_shared and not tcfg.init_from:
@@ -383,7 +369,11 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
-    augment = _augmenter(tcfg.seed) if tcfg.augment else None
+    augment = None
+    if tcfg.augment != "none":
+        from edgeag.train.augment import DegradeConfig, augmenter
+
+        augment = augmenter(DegradeConfig() if tcfg.augment == "camera" else None, spec.margin)
     dist = mcfg.age_head == "distribution"
     ds_tr = _tf_dataset(tr_fit, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist, mixup=tcfg.mixup)
     ds_va = _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist)
