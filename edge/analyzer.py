@@ -153,7 +153,8 @@ class FaceAnalyzer:
         """
         faces = self.analyze(image, timestamp_ms)
         t0 = time.perf_counter()
-        tracks = self.tracker.update([f.box for f in faces], None if timestamp_ms is None else timestamp_ms / 1e3)
+        tracks = self.tracker.update([f.box for f in faces], None if timestamp_ms is None else timestamp_ms / 1e3,
+                                     (image.shape[1], image.shape[0]))
         smooth = self.options.smooth
         for i, (f, tr) in enumerate(zip(faces, tracks)):
             f.track_id = tr.id

@@ -6,13 +6,19 @@ the limits mean the same at 10 or 60 FPS.
 Matching, per frame:
 - every live track predicts where its face is now from a constant-velocity model of its box centre
   (``Track.predict``), also while it goes unmatched (a detector miss, a brief occlusion, a face that
-  steps out of the frame and back);
+  steps out of the frame and back); the extrapolation stops after ``max_predict_s`` and at the frame's
+  edge (a face that left the picture comes back where it left);
 - a track and a detection may be paired when their centres are close relative to the face size (the
-  allowed distance grows with the time the track has been unseen) and their sizes agree; the cost adds
+  allowed distance grows with the time the track has been unseen) and their sizes agree; the cost
+  (``cost_matrix``) adds
   centre distance, size change and a small penalty per second unseen, so the track seen a frame ago wins
-  a tie against one hidden for a while (two faces crossing);
+  a tie against one hidden for a while (two faces crossing: the one in front is the one still seen);
 - the pairs are chosen by minimum total cost (Hungarian assignment, ``assign``), not greedily, so one
-  good pair never forces a wrong one.
+  good pair never forces a wrong one;
+- a track's velocity is updated from its matched boxes, except while its box touches another face's
+  (``touching``): a face being covered, or merged with the one in front, has a box that shrinks or jumps,
+  so the velocity from before the contact is kept; that is what carries a face hidden behind another
+  through the crossing.
 There are no appearance features or embeddings: nothing that could identify a person is computed or kept.
 
 A track unseen for more than ``max_gap_s`` seconds is retired: it leaves ``Tracker.tracks``, appears once
@@ -88,11 +94,17 @@ class Track:
     def duration_s(self) -> float:
         return self.last_seen_s - self.first_seen_s
 
-    def predict(self, t_s: float) -> tuple[float, float, float, float]:
-        """The box expected at time ``t_s``: the last box moved at constant velocity, same size."""
+    def predict(self, t_s: float, max_predict_s: float = 1.0,
+                frame_size: tuple[int, int] | None = None) -> tuple[float, float, float, float]:
+        """The box expected at time ``t_s``: the last box moved at constant velocity for at most
+        ``max_predict_s`` seconds, same size, its centre kept inside ``frame_size`` (width, height)."""
         x, y, w, h = self.box
-        dt = t_s - self.last_seen_s
-        return x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h
+        dt = min(t_s - self.last_seen_s, max_predict_s)
+        x, y = x + self.velocity[0] * dt, y + self.velocity[1] * dt
+        if frame_size is not None:
+            x = min(max(x, -w / 2), frame_size[0] - w / 2)
+            y = min(max(y, -h / 2), frame_size[1] - h / 2)
+        return x, y, w, h
 
     def observe(self, age: float, p_female: float, ethnicity: np.ndarray | None, *, age_alpha: float,
                 window: int) -> Smoothed:
@@ -119,9 +131,10 @@ class Track:
         return self.estimate
 
     def _move_to(self, box: Box, t_s: float, velocity_alpha: float) -> None:
-        """A matched detection: update the velocity from the centre's displacement, then the box."""
+        """A matched detection: update the velocity from the centre's displacement (``velocity_alpha`` 0:
+        keep it), then the box."""
         dt = t_s - self.last_seen_s
-        if dt > 0:
+        if dt > 0 and velocity_alpha > 0:
             (x0, y0, w0, h0), (x, y, w, h) = self.box, box
             vx = ((x + w / 2) - (x0 + w0 / 2)) / dt
             vy = ((y + h / 2) - (y0 + h0 / 2)) / dt
@@ -133,22 +146,35 @@ class Track:
         self.hits += 1
 
 
-def pair_cost(track: Track, box: Box, t_s: float, *, gate: float, gate_per_s: float) -> float:
-    """Cost of continuing ``track`` with ``box`` at ``t_s``; inf when implausible.
+def touching(a: Box, b: Box, margin: float = 0.15) -> bool:
+    """Whether two boxes, each grown by ``margin`` of its size on every side, overlap."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ma, mb = margin * max(aw, ah), margin * max(bw, bh)
+    return ax - ma < bx + bw + mb and bx - mb < ax + aw + ma and ay - ma < by + bh + mb and by - mb < ay + ah + ma
 
-    Centre distance to the predicted box in units of the face size, plus the size change (|log ratio|),
-    plus 0.5 per second unseen. Allowed: distance < ``gate + gate_per_s * unseen seconds`` face sizes
-    and a size change under 1.5x (2x after a gap of a second or more).
+
+def cost_matrix(predicted: Sequence[Box], unseen_s: Sequence[float], boxes: Sequence[Box], *, gate: float,
+                gate_per_s: float) -> list[list[float]]:
+    """Cost of continuing each track (its predicted box, seconds unseen) with each box; inf when implausible.
+
+    Centre distance to the predicted box in units of the face size, plus the size change (|log| of the side
+    ratio), plus 0.2 per second unseen. Allowed: distance < ``gate + gate_per_s * unseen seconds`` face
+    sizes and sides within 1.5x (2x after a gap of a second or more).
     """
-    px, py, pw, ph = track.predict(t_s)
-    x, y, w, h = box
-    side = math.sqrt(max(pw * ph, 1e-6))
-    dist = math.hypot(x + w / 2 - px - pw / 2, y + h / 2 - py - ph / 2) / side
-    unseen = max(t_s - track.last_seen_s, 0.0)
-    size_change = abs(math.log(max(w * h, 1e-6) / max(pw * ph, 1e-6))) / 2  # log of the side ratio
-    if dist >= gate + gate_per_s * unseen or size_change > math.log(1.5 + 0.5 * min(unseen, 1.0)):
-        return _INF
-    return dist + size_change + 0.5 * unseen
+    cols = [(x + w / 2, y + h / 2, math.log(max(w * h, 1e-6)) / 2) for x, y, w, h in boxes]
+    rows = []
+    for (px, py, pw, ph), unseen in zip(predicted, unseen_s):
+        cx, cy, side = px + pw / 2, py + ph / 2, math.sqrt(max(pw * ph, 1e-6))
+        log_side, reach = math.log(side), (gate + gate_per_s * unseen) * side
+        max_change, penalty = math.log(1.5 + 0.5 * min(unseen, 1.0)), 0.2 * unseen
+        row = []
+        for bx, by, b_log_side in cols:
+            d = math.hypot(bx - cx, by - cy)
+            change = abs(b_log_side - log_side)
+            row.append(d / side + change + penalty if d < reach and change <= max_change else _INF)
+        rows.append(row)
+    return rows
 
 
 def assign(cost: list[list[float]]) -> list[tuple[int, int]]:
@@ -212,18 +238,20 @@ class Tracker:
         gate, gate_per_s: a detection may continue a track if its centre is within ``gate`` face sizes of
             the track's predicted centre, plus ``gate_per_s`` face sizes per second the track went unseen.
         velocity_alpha: weight of the newest displacement in the smoothed velocity.
+        max_predict_s: seconds for which an unseen track's box is extrapolated; then it waits there.
         frame_interval_s: time step assumed when ``update`` gets no timestamp.
         on_retire: called with each retired track (also by ``retire_all``).
     """
 
     def __init__(self, max_gap_s: float = 1.5, age_alpha: float = 0.2, window: int = 30, *, gate: float = 0.8,
-                 gate_per_s: float = 1.0, velocity_alpha: float = 0.5, frame_interval_s: float = 1 / 30,
-                 on_retire: Callable[[Track], None] | None = None) -> None:
+                 gate_per_s: float = 1.0, velocity_alpha: float = 0.5, max_predict_s: float = 1.0,
+                 frame_interval_s: float = 1 / 30, on_retire: Callable[[Track], None] | None = None) -> None:
         self.max_gap_s = max_gap_s
         self.age_alpha = age_alpha
         self.window = window
         self.gate, self.gate_per_s = gate, gate_per_s
         self.velocity_alpha = velocity_alpha
+        self.max_predict_s = max_predict_s
         self.frame_interval_s = frame_interval_s
         self.on_retire = on_retire
         self.tracks: dict[int, Track] = {}  # live tracks by ID
@@ -231,10 +259,12 @@ class Tracker:
         self._next_id = 1
         self._now: float | None = None
 
-    def update(self, boxes: Sequence[Box], t_s: float | None = None) -> list[Track]:
+    def update(self, boxes: Sequence[Box], t_s: float | None = None,
+               frame_size: tuple[int, int] | None = None) -> list[Track]:
         """Match this frame's boxes to tracks; returns the track of each box, in the order of ``boxes``.
 
-        ``t_s``: the frame's time in seconds (None: the previous frame's + ``frame_interval_s``).
+        ``t_s``: the frame's time in seconds (None: the previous frame's + ``frame_interval_s``);
+        ``frame_size``: (width, height), so that predictions of faces that left the frame stay at its edge.
         Unmatched boxes start new tracks; tracks unseen for more than ``max_gap_s`` are retired
         (listed in ``retired`` until the next update).
         """
@@ -242,11 +272,17 @@ class Tracker:
             0.0 if self._now is None else self._now + self.frame_interval_s)
         self._now = now
         tracks = list(self.tracks.values())
-        cost = [[pair_cost(t, b, now, gate=self.gate, gate_per_s=self.gate_per_s) for b in boxes]
-                for t in tracks]
+        predicted = [t.predict(now, self.max_predict_s, frame_size) for t in tracks]
+        pairs = assign(cost_matrix(predicted, [max(now - t.last_seen_s, 0.0) for t in tracks], boxes,
+                                   gate=self.gate, gate_per_s=self.gate_per_s)) if tracks and boxes else []
         out: list[Track | None] = [None] * len(boxes)
-        for ti, bi in assign(cost):
-            tracks[ti]._move_to(boxes[bi], now, self.velocity_alpha)
+        # A face whose box touches another face's (detected, or predicted while hidden) is partly covered or
+        # merged with it: its box moves oddly, so its velocity keeps its value from before the contact.
+        matched = {ti for ti, _ in pairs}
+        others = [p for ti, p in enumerate(predicted) if ti not in matched] + list(boxes)
+        for ti, bi in pairs:
+            contact = any(touching(boxes[bi], o) for o in others if o is not boxes[bi])
+            tracks[ti]._move_to(boxes[bi], now, 0.0 if contact else self.velocity_alpha)
             out[bi] = tracks[ti]
         self.retired = [t for t in tracks if now - t.last_seen_s > self.max_gap_s]
         for t in self.retired:

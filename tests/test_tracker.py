@@ -83,21 +83,30 @@ def test_velocity_prediction_carries_a_moving_face_through_a_gap():
     assert still.update([(350, 200, 70, 70)], 15 / FPS)[0].id == 2
 
 
-def _crossing(t: int, hide_b: bool) -> tuple[list, list[str]]:
-    """Two same-size faces on one line crossing at frame 20 (A left to right, B the other way)."""
+def _crossing(t: int, mode: str) -> tuple[list, list[str]]:
+    """Two same-size faces on one line crossing at frame 20 (A left to right, B the other way).
+
+    mode "both": both always detected; "hidden": B, behind A, not detected for frames 14-26; "covered": as a
+    detector sees it, B's box is only its uncovered part (shrinking, its centre stalling) while at least half
+    of it shows, then nothing."""
     a = (100 + 12 * t, 200, 90, 90)
     b = (580 - 12 * t, 205, 90, 90)
-    if hide_b and 14 <= t <= 26:  # B passes behind A: only A is detected
+    if mode == "hidden" and 14 <= t <= 26:
         return [a], ["A"]
+    if mode == "covered" and a[0] + a[2] > b[0] and b[0] + b[2] > a[0]:
+        left, right = (max(b[0], a[0] + a[2]), b[0] + b[2]) if b[0] >= a[0] else (b[0], min(b[0] + b[2], a[0]))
+        if right - left < b[2] / 2:
+            return [a], ["A"]
+        return [(left, b[1], right - left, b[3]), a], ["B", "A"]
     return [b, a], ["B", "A"]
 
 
-@pytest.mark.parametrize("hide_b", [False, True])
-def test_crossing_faces_keep_their_ids(hide_b):
+@pytest.mark.parametrize("mode", ["both", "hidden", "covered"])
+def test_crossing_faces_keep_their_ids(mode):
     tr = Tracker()
     ids: dict[str, set] = {"A": set(), "B": set()}
     for t in range(41):
-        boxes, who = _crossing(t, hide_b)
+        boxes, who = _crossing(t, mode)
         for w, track in zip(who, tr.update(boxes, t / FPS)):
             ids[w].add(track.id)
     assert ids == {"A": {2}, "B": {1}}
