@@ -171,3 +171,22 @@ def test_smoothing_accumulates_evidence_and_survives_a_gap():
     assert again is track and tr.smooth(again, 40, 0.8).age == pytest.approx(0.8 * s.age + 0.2 * 40)
     fresh = tr.update([(0, 0, 100, 100), (500, 500, 80, 80)], 21 / FPS)[1]
     assert tr.smooth(fresh, 20, 0.3).p_female == pytest.approx(0.3, abs=1e-3)
+
+
+def test_benchmark_scoring_counts_fragmentations_and_swaps():
+    """benchmarks/tracking.py's scorer: a restarted track is a fragmentation, a taken-over ID a swap."""
+    from edgeag.benchmarks.tracking import Clip, score
+
+    class Scripted:  # hands out the given IDs frame by frame
+        def __init__(self, ids):
+            self.ids = iter(ids)
+
+        def update(self, boxes, t_s=None, frame_size=None):
+            return [type("T", (), {"id": i})() for i in next(self.ids)]
+
+    a, b = (100.0, 100.0, 80.0, 80.0), (400.0, 100.0, 80.0, 80.0)
+    truth = [[(0, a), (1, b)]] * 4
+    clip = Clip("t", 30.0, [None] * 4, truth)
+    dets = [[a, b]] * 4
+    s = score(clip, dets, Scripted([[1, 2], [1, 2], [3, 2], [3, 1]]))
+    assert (s["face_frames"], s["id_switches"], s["fragmentations"], s["swaps"]) == (8, 2, 1, 1)
