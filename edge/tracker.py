@@ -10,9 +10,9 @@ Matching, per frame:
   edge (a face that left the picture comes back where it left);
 - a track and a detection may be paired when their centres are close relative to the face size (the
   allowed distance grows with the time the track has been unseen) and their sizes agree; the cost
-  (``cost_matrix``) adds
-  centre distance, size change and a small penalty per second unseen, so the track seen a frame ago wins
-  a tie against one hidden for a while (two faces crossing: the one in front is the one still seen);
+  (``cost_matrix``) adds centre distance, size change and a small penalty per second unseen, so the track
+  seen a frame ago wins a tie against one hidden for a while (two faces crossing: the one in front is
+  the one still seen);
 - the pairs are chosen by minimum total cost (Hungarian assignment, ``assign``), not greedily, so one
   good pair never forces a wrong one;
 - a track's velocity is updated from its matched boxes, except while its box touches another face's
@@ -99,7 +99,7 @@ class Track:
         """The box expected at time ``t_s``: the last box moved at constant velocity for at most
         ``max_predict_s`` seconds, same size, its centre kept inside ``frame_size`` (width, height)."""
         x, y, w, h = self.box
-        dt = min(t_s - self.last_seen_s, max_predict_s)
+        dt = min(max(t_s - self.last_seen_s, 0.0), max_predict_s)
         x, y = x + self.velocity[0] * dt, y + self.velocity[1] * dt
         if frame_size is not None:
             x = min(max(x, -w / 2), frame_size[0] - w / 2)
@@ -279,9 +279,10 @@ class Tracker:
         # A face whose box touches another face's (detected, or predicted while hidden) is partly covered or
         # merged with it: its box moves oddly, so its velocity keeps its value from before the contact.
         matched = {ti for ti, _ in pairs}
-        others = [p for ti, p in enumerate(predicted) if ti not in matched] + list(boxes)
+        hidden = [p for ti, p in enumerate(predicted) if ti not in matched]
         for ti, bi in pairs:
-            contact = any(touching(boxes[bi], o) for o in others if o is not boxes[bi])
+            contact = (any(touching(boxes[bi], p) for p in hidden)
+                       or any(touching(boxes[bi], b) for bj, b in enumerate(boxes) if bj != bi))
             tracks[ti]._move_to(boxes[bi], now, 0.0 if contact else self.velocity_alpha)
             out[bi] = tracks[ti]
         self.retired = [t for t in tracks if now - t.last_seen_s > self.max_gap_s]
