@@ -325,7 +325,7 @@ def test_min_gender_confidence_leaves_unsure_genders_unknown(utk_sample, tmp_pat
     assert p.returncode == 0 and p.stdout.count("? (") == unsure, p.stdout[-2000:]
 
 
-# ---------------------------------------------------------------- live-source logic (no models; the tracker: test_tracker.py)
+# ---------------------------------------------------------------- live-source logic (no models; tracker: test_tracker.py)
 
 
 class _FakeCap:

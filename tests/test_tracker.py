@@ -1,10 +1,13 @@
-"""The tracker on its own (no models): stable IDs, gaps measured in seconds, velocity prediction,
-crossing faces, retirement, smoothing. The measured figures are in benchmarks/tracking.py."""
+"""The tracker: stable IDs, gaps measured in seconds, velocity prediction, crossing faces, retirement,
+smoothing (no models), and the 3-face test video with detector misses (bundled detector). The measured
+figures are in benchmarks/tracking.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from conftest import needs_data
 
 from edgeag.edge.tracker import Tracker, assign
 
@@ -190,3 +193,18 @@ def test_benchmark_scoring_counts_fragmentations_and_swaps():
     dets = [[a, b]] * 4
     s = score(clip, dets, Scripted([[1, 2], [1, 2], [3, 2], [3, 1]]))
     assert (s["face_frames"], s["id_switches"], s["fragmentations"], s["swaps"]) == (8, 2, 1, 1)
+
+
+@needs_data
+def test_no_id_switch_on_the_3_face_video_with_detector_misses():
+    """The bundled detector on the 3-face test video, each face's detection dropped for random stretches of
+    up to 15 frames (5 seeds): every face keeps one track ID (the figures: benchmarks/tracking.py)."""
+    from edgeag.benchmarks.tracking import detect_all, drop_stretches, dropout3_clip, score
+
+    clip = dropout3_clip(n_frames=96)
+    dets = detect_all(clip)
+    for seed in range(5):
+        dropped, n = drop_stretches(clip, dets, seed)
+        s = score(clip, dropped, Tracker())
+        assert n > 0 and s["paired"] > 0.6 * s["face_frames"]
+        assert s["id_switches"] == 0 and all(len(v) == 1 for v in s["ids_per_person"].values()), (seed, s)
