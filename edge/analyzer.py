@@ -22,7 +22,7 @@ import numpy as np
 from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
 from edgeag.edge.detector import FaceDetector
-from edgeag.edge.face import MIN_FACE_PX, Face
+from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, Face
 from edgeag.edge.tracker import Tracker
 from edgeag.errors import BadInputError
 
@@ -45,7 +45,7 @@ class FaceAnalyzerOptions:
     min_face: int = MIN_FACE_PX
     # Tracking (``track()`` only): smoothing of age/gender/ethnicity over each track, and its parameters.
     smooth: bool = True
-    max_gap_s: float = 1.5  # seconds a track survives unseen (misses, occlusions) before its ID is retired
+    max_gap_s: float = MAX_GAP_S  # seconds a track survives unseen (misses, occlusions) before its ID is retired
     age_alpha: float = 0.2  # EMA weight of the newest age
     window: int = 30  # frames over which gender/ethnicity evidence is averaged
 

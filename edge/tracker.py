@@ -40,6 +40,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from edgeag.edge.face import MAX_GAP_S
+
 Box = Sequence[float]  # x, y, w, h
 
 _EPS = 1e-4
@@ -224,7 +226,7 @@ def assign(cost: list[list[float]]) -> list[tuple[int, int]]:
 class Tracker:
     """Assigns stable IDs to face boxes frame after frame.
 
-        tracker = Tracker(max_gap_s=1.5, on_retire=print)
+        tracker = Tracker(max_gap_s=2.0, on_retire=print)
         for t_s, boxes in frames:                       # t_s: source time in seconds
             tracks = tracker.update(boxes, t_s)         # the track of each box, in order
             done = tracker.retired                      # tracks retired by this update (unseen > max_gap_s)
@@ -243,7 +245,7 @@ class Tracker:
         on_retire: called with each retired track (also by ``retire_all``).
     """
 
-    def __init__(self, max_gap_s: float = 1.5, age_alpha: float = 0.2, window: int = 30, *, gate: float = 0.8,
+    def __init__(self, max_gap_s: float = MAX_GAP_S, age_alpha: float = 0.2, window: int = 30, *, gate: float = 0.8,
                  gate_per_s: float = 1.0, velocity_alpha: float = 0.5, max_predict_s: float = 1.0,
                  frame_interval_s: float = 1 / 30, on_retire: Callable[[Track], None] | None = None) -> None:
         self.max_gap_s = max_gap_s

@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.edge.face import MAX_GAP_S
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
 
 _MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
@@ -79,7 +80,7 @@ def run(
     min_gender_confidence: float = typer.Option(0.0, "--min-gender-confidence", min=0.0, max=1.0,
                                                 help=MIN_GENDER_CONFIDENCE_HELP),
     min_face: int = MIN_FACE_OPTION,
-    max_gap: float = typer.Option(1.5, "--max-gap", metavar="SECONDS", min=0.0,
+    max_gap: float = typer.Option(MAX_GAP_S, "--max-gap", metavar="SECONDS", min=0.0,
                                   help="A face unseen for longer (detector misses, occlusion) loses its track ID."),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
     json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="Write JSON Lines (one record per frame) to FILE, "
