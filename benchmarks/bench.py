@@ -70,7 +70,7 @@ STAGES: dict[str, str] = {
     "crop": "crop_face for the frame's faces (align, margin, resize) + stack",
     "classify_face": "classifier on one face (batch 1; per face; all models interleaved)",
     "classify_batch": "classifier on the frame's faces in one call (set input, invoke, read heads)",
-    "track": "IoU tracker + per-track smoothing (FaceAnalyzer.track)",
+    "track": "tracker (motion, gaps) + per-track smoothing (FaceAnalyzer.track)",
     "output": "Face records, JSON record, JSON Lines write and loop glue (the rest of the frame period)",
     "draw": "overlay of boxes and captions on the frame (edgeag.edge.sinks.annotate)",
     "end_to_end": "one frame of the run loop, headless: decode .. output (period minus draw)",

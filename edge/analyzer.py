@@ -22,7 +22,7 @@ import numpy as np
 from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
 from edgeag.edge.detector import FaceDetector
-from edgeag.edge.face import Face
+from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, Face
 from edgeag.edge.tracker import Tracker
 from edgeag.errors import BadInputError
 
@@ -40,10 +40,12 @@ class FaceAnalyzerOptions:
     # Below this ``gender_confidence`` a face's gender is None (unknown); the confidence is still reported.
     # 0 = always state it. (Bundled model, test split: 0.72 leaves 10% of faces unknown, 96% right on the rest.)
     min_gender_confidence: float = 0.0
+    # Faces narrower than this (detected box, pixels) keep box, score and track but are not classified:
+    # age, gender, ethnicity and their confidences are None. 0 = classify every face. (See README.)
+    min_face: int = MIN_FACE_PX
     # Tracking (``track()`` only): smoothing of age/gender/ethnicity over each track, and its parameters.
     smooth: bool = True
-    iou_threshold: float = 0.3  # minimum box overlap to continue a track
-    max_missed: int = 10  # frames a track survives unseen before its ID is retired
+    max_gap_s: float = MAX_GAP_S  # seconds a track survives unseen (misses, occlusions) before its ID is retired
     age_alpha: float = 0.2  # EMA weight of the newest age
     window: int = 30  # frames over which gender/ethnicity evidence is averaged
 
@@ -77,10 +79,9 @@ class FaceAnalyzer:
         self.spec = self.classifier.crop_spec
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
-        self.tracker = Tracker(iou_threshold=o.iou_threshold, max_missed=o.max_missed,
-                               age_alpha=o.age_alpha, window=o.window)
+        self.tracker = Tracker(max_gap_s=o.max_gap_s, age_alpha=o.age_alpha, window=o.window)
         self.last_timings: dict[str, float] = {}
-        self._last_ethnicity: np.ndarray | None = None
+        self._last_ethnicity: list[np.ndarray | None] = []  # per face of the last classify(), for track()
 
     @classmethod
     def create_from_options(cls, options: FaceAnalyzerOptions) -> "FaceAnalyzer":
@@ -96,26 +97,30 @@ class FaceAnalyzer:
         return dets[: self.options.max_faces] if self.options.max_faces else dets
 
     def classify(self, rgb: np.ndarray, dets: list[Detection]) -> list[Face]:
-        """Crop every detection with the shared crop function and classify them in one batch."""
+        """Crop every detection at least ``min_face`` wide with the shared crop function and classify them in
+        one batch; narrower ones keep box and score, with None attributes."""
         t0 = time.perf_counter()
-        if dets:
-            crops = np.stack([crop_face(rgb, d, self.spec) for d in dets])
+        big = [i for i, d in enumerate(dets) if d.box[2] >= self.options.min_face]
+        if big:
+            crops = np.stack([crop_face(rgb, dets[i], self.spec) for i in big])
         t1 = time.perf_counter()
+        p = self.classifier.predict(crops) if big else {}
+        row = {i: r for r, i in enumerate(big)}
         faces: list[Face] = []
-        self._last_ethnicity = None
-        if dets:
-            p = self.classifier.predict(crops)
-            self._last_ethnicity = p["ethnicity"]  # full distributions, for track()
-            for i, d in enumerate(dets):
-                pf = float(p["p_female"][i])
-                e = p["ethnicity"][i]
+        self._last_ethnicity = [None] * len(dets)  # full distributions, for track()
+        for i, d in enumerate(dets):
+            x, y, w, h = d.box
+            face = Face(box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
+                        age=None, gender=None, gender_confidence=None, extra={"p_female": None})
+            if i in row:
+                r = row[i]
+                pf, e = float(p["p_female"][r]), p["ethnicity"][r]
                 ei = int(e.argmax())
-                x, y, w, h = d.box
-                faces.append(Face(
-                    box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
-                    age=float(p["age"][i]), gender=self._gender(pf),
-                    gender_confidence=max(pf, 1.0 - pf), ethnicity=self._ethnicities[ei],
-                    ethnicity_confidence=float(e[ei]), extra={"p_female": round(pf, 4)}))
+                self._last_ethnicity[i] = e
+                face.age, face.gender, face.gender_confidence = float(p["age"][r]), self._gender(pf), max(pf, 1 - pf)
+                face.ethnicity, face.ethnicity_confidence = self._ethnicities[ei], float(e[ei])
+                face.extra["p_female"] = round(pf, 4)
+            faces.append(face)
         t2 = time.perf_counter()
         self.last_timings.update(crop_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3)
         return faces
@@ -138,7 +143,9 @@ class FaceAnalyzer:
         """Faces in one frame of a stream, with ``track_id`` set and predictions smoothed per track.
 
         Call it on consecutive frames of one video or camera (best with ``video=True``; timestamps
-        should increase, None counts frames). Each track's age is an exponential moving average, its
+        should increase, None counts frames at 30 FPS). A track keeps its ID through gaps of up to
+        ``max_gap_s`` seconds; ``self.tracker.retired`` lists the tracks this frame retired (see
+        ``edgeag.edge.tracker.Tracker``). Each track's age is an exponential moving average, its
         gender and ethnicity the mean log-odds / log-probabilities of the last ``window`` frames, so
         ``gender_confidence`` grows as evidence accumulates. With ``smooth=False`` the per-frame values
         are returned unchanged (IDs are still assigned). When smoothing, ``Face.extra`` also holds this
@@ -146,11 +153,12 @@ class FaceAnalyzer:
         """
         faces = self.analyze(image, timestamp_ms)
         t0 = time.perf_counter()
-        tracks = self.tracker.update([f.box for f in faces])
+        tracks = self.tracker.update([f.box for f in faces], None if timestamp_ms is None else timestamp_ms / 1e3,
+                                     (image.shape[1], image.shape[0]))
         smooth = self.options.smooth
         for i, (f, tr) in enumerate(zip(faces, tracks)):
             f.track_id = tr.id
-            if not smooth:
+            if not smooth or f.age is None:  # a face under min_face adds no evidence to its track
                 continue
             pf_raw = f.extra["p_female"]
             s = self.tracker.smooth(tr, f.age, pf_raw, self._last_ethnicity[i])

@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edgeag._version import __version__
+from edgeag.edge.face import MIN_FACE_PX
 from edgeag.errors import EdgeagError
 
 log = logging.getLogger("edgeag.server")
@@ -60,6 +61,7 @@ class ServerOptions:
     min_confidence: float = 0.5  # detector score threshold
     max_faces: int | None = None  # keep only the N most confident faces per image
     min_gender_confidence: float = 0.0  # below it a face's gender is null (see FaceAnalyzerOptions)
+    min_face: int = MIN_FACE_PX  # narrower faces: attributes null (see FaceAnalyzerOptions)
     max_upload_bytes: int = 10 * MB  # larger bodies -> 413
     max_side: int = 8192  # larger image width or height -> 413 (checked from the header, before decoding)
     busy_timeout: float = 30.0  # seconds a request waits for a free analyzer before 503
@@ -254,7 +256,8 @@ class AnalyzeService:
             aopts = FaceAnalyzerOptions(model_path=options.model_path, detector_path=options.detector_path,
                                         min_confidence=options.min_confidence, threads=options.threads,
                                         video=False, max_faces=options.max_faces,
-                                        min_gender_confidence=options.min_gender_confidence)
+                                        min_gender_confidence=options.min_gender_confidence,
+                                        min_face=options.min_face)
             factory = lambda: FaceAnalyzer(aopts)  # noqa: E731
         self.pool = AnalyzerPool(factory, options.workers)
         first = self.pool.first
@@ -285,6 +288,7 @@ class AnalyzeService:
         return {"file": self.model_file, "metadata": self.metadata,
                 "server": {"edgeag_version": __version__, "workers": o.workers, "threads": o.threads,
                            "min_confidence": o.min_confidence, "min_gender_confidence": o.min_gender_confidence,
+                           "min_face": o.min_face,
                            "max_upload_bytes": o.max_upload_bytes,
                            "max_side": o.max_side}}
 

@@ -71,6 +71,8 @@ def _color(track_id: int | None) -> tuple[int, int, int]:
 def label_of(face: dict, ethnicity: bool = False) -> str:
     """'#3 34y F 92%' (+ ethnicity): the caption drawn above a face box."""
     parts = [] if face.get("track_id") is None else [f"#{face['track_id']}"]
+    if face["age"] is None:  # under --min-face: no attributes
+        return " ".join([*parts, "?"])
     parts.append(f"{face['age']:.0f}y")
     g = face["gender"]
     parts.append(f"{g[:1].upper() if g else '?'} {100 * face['gender_confidence']:.0f}%")

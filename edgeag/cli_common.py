@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edgeag.edge.face import MIN_FACE_PX
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
 
 err_console = Console(stderr=True, highlight=False)
@@ -22,6 +23,11 @@ err_console = Console(stderr=True, highlight=False)
 # One text for `run`, `predict` and `serve` (figures: MODEL_CARD.md, gender reported only above a confidence).
 MIN_GENDER_CONFIDENCE_HELP = ("Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always "
                               "state it; 0.72 left 10% of test faces unknown, 96% right on the rest).")
+
+# `--min-face` of `run`, `predict` and `serve`, declared once (figures: README, attributes by face size).
+MIN_FACE_OPTION = typer.Option(MIN_FACE_PX, "--min-face", metavar="PX", min=0,
+                               help="Faces narrower than PX pixels keep box, score and track ID but get no age, "
+                               "gender or ethnicity (null; '?' on screen): below it they are mostly noise. 0: all.")
 
 
 def quiet_native_logs() -> None:

@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.edge.face import MAX_GAP_S
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
 
 _MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
@@ -78,6 +79,9 @@ def run(
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="Analyse at most N faces per frame."),
     min_gender_confidence: float = typer.Option(0.0, "--min-gender-confidence", min=0.0, max=1.0,
                                                 help=MIN_GENDER_CONFIDENCE_HELP),
+    min_face: int = MIN_FACE_OPTION,
+    max_gap: float = typer.Option(MAX_GAP_S, "--max-gap", metavar="SECONDS", min=0.0,
+                                  help="A face unseen for longer (detector misses, occlusion) loses its track ID."),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
     json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="Write JSON Lines (one record per frame) to FILE, "
                                            "or '-' for stdout."),
@@ -123,7 +127,8 @@ def run(
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
         options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
                                       max_faces=max_faces, video=not is_images, smooth=not no_smooth,
-                                      min_gender_confidence=min_gender_confidence)
+                                      min_gender_confidence=min_gender_confidence, min_face=min_face,
+                                      max_gap_s=max_gap)
         with FaceAnalyzer(options) as analyzer:
             if not quiet:
                 mode = "per image" if is_images else "tracking" + ("" if no_smooth else " + smoothing")
@@ -182,6 +187,7 @@ def predict(
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="At most N faces per image."),
     min_gender_confidence: float = typer.Option(0.0, "--min-gender-confidence", min=0.0, max=1.0,
                                                 help=MIN_GENDER_CONFIDENCE_HELP),
+    min_face: int = MIN_FACE_OPTION,
     ethnicity: bool = typer.Option(False, "--ethnicity", help="Show the ethnicity column in the table."),
     save: Optional[Path] = typer.Option(None, "--save", metavar="DIR", help="Folder for annotated copies of the images."),
 ) -> None:
@@ -216,7 +222,8 @@ def predict(
                 if fa is None:  # models load only once an image was read
                     fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
                                                           min_confidence=min_confidence, max_faces=max_faces,
-                                                          min_gender_confidence=min_gender_confidence))
+                                                          min_gender_confidence=min_gender_confidence,
+                                                          min_face=min_face))
                 faces = [f.to_dict() for f in fa.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))]
                 r = {"file": str(entry), "faces": faces}
                 n_ok += 1
@@ -251,6 +258,11 @@ def _emit(r: dict, as_json: bool, json) -> None:
         _warn(f"skipped {r['file']}: {r['error']}")
 
 
+def _num(v: float | None, fmt: str) -> str:
+    """A number for the table, '?' when unknown (null)."""
+    return "?" if v is None else fmt.format(v)
+
+
 def _print_table(results: list[dict], ethnicity: bool) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -270,8 +282,8 @@ def _print_table(results: list[dict], ethnicity: bool) -> None:
             t.add_row(name, "0", "[dim]no face[/]", "", "", "", *([""] if ethnicity else []))
         for i, f in enumerate(r["faces"], 1):
             row = [name if i == 1 else "", str(i), ",".join(str(v) for v in f["box"]), f"{f['score']:.2f}",
-                   f"{f['age']:.0f}", f"{f['gender'] or '?'} ({100 * f['gender_confidence']:.0f}%)"]
+                   _num(f["age"], "{:.0f}"), f"{f['gender'] or '?'} ({_num(f['gender_confidence'], '{:.0%}')})"]
             if ethnicity:
-                row.append(f"{f['ethnicity']} ({100 * (f['ethnicity_confidence'] or 0):.0f}%)")
+                row.append(f"{f['ethnicity'] or '?'} ({_num(f['ethnicity_confidence'], '{:.0%}')})")
             t.add_row(*row)
     Console().print(t)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
 
 
 @handle_errors
@@ -21,6 +21,7 @@ def serve(
                                 "(workers x threads should not exceed the CPU cores)."),
     min_confidence: float = typer.Option(0.5, min=0.0, max=1.0, help="Face detector score threshold."),
     min_gender_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help=MIN_GENDER_CONFIDENCE_HELP),
+    min_face: int = MIN_FACE_OPTION,
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload, in MB (larger: 413)."),
     max_side: int = typer.Option(8192, min=16, help="Largest accepted image width or height, in pixels."),
     ssl_certfile: Optional[Path] = typer.Option(None, help="TLS certificate (PEM): serve HTTPS, which phone "
@@ -50,7 +51,7 @@ def serve(
     sock = bind_socket(host, port)
     try:
         options = ServerOptions(model_path=model, threads=threads, workers=workers, min_confidence=min_confidence,
-                                min_gender_confidence=min_gender_confidence,
+                                min_gender_confidence=min_gender_confidence, min_face=min_face,
                                 max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side)
         app = create_app(options=options)
         server = uvicorn_server(app, log_level="info" if verbose else "warning", access_log=verbose,

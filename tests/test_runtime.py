@@ -21,7 +21,6 @@ import pytest
 from conftest import UTK_TAR, default_sigint, needs_data
 from video_fixture import iou, make_video, pick_faces
 
-from edgeag.edge.tracker import Tracker
 
 N_FRAMES = 72
 FPS = 24.0
@@ -326,60 +325,7 @@ def test_min_gender_confidence_leaves_unsure_genders_unknown(utk_sample, tmp_pat
     assert p.returncode == 0 and p.stdout.count("? (") == unsure, p.stdout[-2000:]
 
 
-# ---------------------------------------------------------------- tracker and live-source logic (no models)
-
-
-def _moving_boxes(t: int) -> list[tuple[float, float, float, float]]:
-    return [(50 + 3 * t, 40, 120, 120), (400 - 2 * t, 60, 100, 100), (230, 280 + t, 140, 140)]
-
-
-def test_tracker_ids_stable_under_small_motion_and_order_changes():
-    tr = Tracker()
-    first = [t.id for t in tr.update(_moving_boxes(0))]
-    assert first == [1, 2, 3]
-    rng = np.random.default_rng(0)
-    for t in range(1, 30):
-        boxes = _moving_boxes(t)
-        order = rng.permutation(3)
-        ids = [tr.update([boxes[i] for i in order])[j].id for j in range(3)]
-        assert [ids[list(order).index(k)] for k in range(3)] == first
-
-
-def test_tracker_new_face_gets_new_id_and_missing_faces_retire():
-    tr = Tracker(max_missed=5)
-    tr.update(_moving_boxes(0))
-    ids = [t.id for t in tr.update(_moving_boxes(0) + [(500, 300, 90, 90)])]
-    assert ids == [1, 2, 3, 4]
-    boxes = _moving_boxes(0)
-    for _ in range(5):  # face 3 unseen for max_missed frames: kept
-        tr.update(boxes[:2])
-    assert [t.id for t in tr.update(boxes)] == [1, 2, 3]
-    for _ in range(6):  # unseen for max_missed + 1 frames: retired, comes back with a new ID
-        tr.update(boxes[:2])
-    assert 3 not in tr.tracks
-    assert [t.id for t in tr.update(boxes)] == [1, 2, 5]
-
-
-def test_tracker_fast_motion_uses_centroid_fallback():
-    tr = Tracker()
-    tr.update([(100, 100, 100, 100)])
-    # moved 55 px: IoU 0.29 < 0.3, centres within 0.7 side -> same face
-    assert tr.update([(155, 100, 100, 100)])[0].id == 1
-    # two sides away: a different face
-    assert tr.update([(400, 100, 100, 100)])[0].id == 2
-
-
-def test_smoothing_accumulates_evidence():
-    tr = Tracker(age_alpha=0.2, window=30)
-    track = tr.update([(0, 0, 100, 100)])[0]
-    ages = [30, 50, 30, 50, 30, 50, 30, 50]
-    out = [tr.smooth(track, a, 0.8, np.array([0.7, 0.1, 0.1, 0.05, 0.05])) for a in ages]
-    assert np.ptp([o.age for o in out[2:]]) < 0.5 * np.ptp(ages)
-    s = tr.smooth(track, 40, 0.3, np.array([0.1, 0.7, 0.1, 0.05, 0.05]))  # one contrary frame
-    assert s.p_female > 0.5 and int(np.argmax(s.ethnicity)) == 0
-    assert abs(s.ethnicity.sum() - 1) < 1e-6
-    fresh = tr.update([(0, 0, 100, 100), (500, 500, 80, 80)])[1]
-    assert tr.smooth(fresh, 20, 0.3).p_female == pytest.approx(0.3, abs=1e-3)
+# ---------------------------------------------------------------- live-source logic (no models; tracker: test_tracker.py)
 
 
 class _FakeCap:

@@ -44,6 +44,7 @@
   }
 
   function labelOf(f) {
+    if (f.age === null) return "? y, ?";  // a face under --min-face: no attributes
     return `${Math.round(f.age)} y, ${f.gender ?? "?"} ${Math.round(100 * f.gender_confidence)}%`;
   }
 
@@ -99,7 +100,8 @@
       const li = document.createElement("li");
       li.className = "face";
       Object.assign(li.dataset, {
-        index: String(i), age: String(f.age), gender: f.gender ?? "", genderConfidence: String(f.gender_confidence),
+        index: String(i), age: String(f.age ?? ""), gender: f.gender ?? "",
+        genderConfidence: String(f.gender_confidence ?? ""),
         ethnicity: f.ethnicity ?? "", score: String(f.score), box: f.box.join(","),
       });
       const b = document.createElement("b");
