@@ -115,7 +115,8 @@ class FaceAnalyzer:
                     box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
                     age=float(p["age"][i]), gender=self._gender(pf),
                     gender_confidence=max(pf, 1.0 - pf), ethnicity=self._ethnicities[ei],
-                    ethnicity_confidence=float(e[ei]), extra={"p_female": round(pf, 4)}))
+                    ethnicity_confidence=float(e[ei]), extra={"p_female": round(pf, 4)},
+                    keypoints=d.keypoints))
         t2 = time.perf_counter()
         self.last_timings.update(crop_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3)
         return faces

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from edgeag import cli_audience as aud
 from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
 
@@ -88,6 +89,9 @@ def run(
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Camera capture size, e.g. 640x480."),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnection attempts when a camera/stream drops."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary on stderr."),
+    events: Optional[str] = aud.EVENTS, mqtt: Optional[str] = aud.MQTT, mqtt_spool: Optional[str] = aud.MQTT_SPOOL,
+    device: Optional[str] = aud.DEVICE, aggregate_only: bool = aud.AGGREGATE_ONLY, interval: float = aud.INTERVAL,
+    min_dwell: float = aud.MIN_DWELL, age_brackets: str = aud.AGE_BRACKETS, start_time: Optional[str] = aud.START_TIME,
 ) -> None:
     """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
     import os
@@ -104,10 +108,18 @@ def run(
     warn = (lambda m: None) if quiet else _warn
     if model is not None and not model.is_file():
         raise BadInputError(f"model file not found: {model}")
+    if (events or mqtt) and kind == "images":
+        raise BadInputError("--events/--mqtt need a video, camera or stream (visits are tracks over time)")
     src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)
     is_images = kind == "images"
     sinks = []
+    audience = None
     try:
+        audience = aud.open_audience(events=events, mqtt=mqtt, mqtt_spool=mqtt_spool, device=device,
+                                     aggregate_only=aggregate_only, interval=interval, min_dwell=min_dwell,
+                                     age_brackets=age_brackets, start_time=start_time, ethnicity=ethnicity,
+                                     min_gender_confidence=min_gender_confidence, source=src,
+                                     live=kind != "video", warn=warn)
         if json_out is not None:
             sinks.append(JsonlSink(json_out))
         if save is not None:
@@ -139,8 +151,11 @@ def run(
             with deferred_interrupts() as stop:
                 summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
                                    max_frames=max_frames, warn=warn, stop=stop,
-                                   status=None if (show_window or quiet or json_out == "-") else status)
+                                   status=None if (show_window or quiet or json_out == "-") else status,
+                                   on_frame=audience.on_frame if audience else None)
     finally:
+        if audience is not None:  # open visits and the last aggregate, also after Ctrl-C
+            audience.close()
         src.close()
         for s in sinks:  # idempotent: run_loop closed them already unless setup failed
             s.close()
