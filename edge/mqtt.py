@@ -59,7 +59,7 @@ def parse_mqtt_url(url: str, option: str = "--mqtt") -> MqttTarget:
     if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
         raise BadInputError(bad)
     prefix = u.path.strip("/")
-    if not prefix or any(c in prefix for c in "+#") or "//" in prefix:
+    if not prefix or any(c in prefix for c in "+#") or "//" in prefix or "#" in url:
         raise BadInputError(f"{option}: the URL needs a topic prefix without + or #, e.g. mqtt://host/shop1; "
                             f"got {url!r}")
     q = {k: v[-1] for k, v in parse_qs(u.query).items()}
@@ -118,7 +118,7 @@ def connect_once(client, target: MqttTarget, timeout: float = 5.0) -> str | None
         return exc.strerror or str(exc)
     deadline = time.monotonic() + timeout
     while not result and time.monotonic() < deadline:
-        if client.loop(timeout=0.1) != 0:
+        if client.loop(timeout=0.1) != 0 and not result:
             return "connection lost before the broker answered"
     if not result:
         return "no answer from the broker"
