@@ -18,8 +18,8 @@ from edgeag.errors import BadInputError
 EVENTS = typer.Option(None, "--events", metavar="FILE|-", help="Write visits and per-interval aggregates as "
                       "JSON Lines (\"type\": \"visit\" | \"aggregate\") to FILE or '-' (stdout).")
 MQTT = typer.Option(None, "--mqtt", metavar="URL", help="Publish visits and aggregates (QoS 1) to "
-                    "mqtt[s]://[user:pass@]host[:port]/PREFIX[?ca=FILE&cert=FILE&key=FILE] under "
-                    "PREFIX/DEVICE/{visits,aggregates}, with a retained PREFIX/DEVICE/status (needs edgeag[mqtt]).")
+                    "mqtt\\[s]://\\[user:pass@]host\\[:port]/PREFIX\\[?ca=FILE&cert=FILE&key=FILE] under "
+                    "PREFIX/DEVICE/{visits,aggregates}, with a retained PREFIX/DEVICE/status (needs edgeag\\[mqtt]).")
 MQTT_SPOOL = typer.Option(None, "--mqtt-spool", metavar="DIR", help="Keep messages the memory queue cannot "
                           "hold, and those undelivered at exit, in DIR (sent first next time) instead of dropping.")
 DEVICE = typer.Option(None, "--device", metavar="NAME", help="Device name in events and topics (default: host name).")
