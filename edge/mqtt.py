@@ -162,6 +162,7 @@ class MqttPublisher:
         self.delivered = 0
         self._spool = _Spool(Path(spool_dir), device) if spool_dir else None
         self._state = _DOWN
+        self._inflight = None  # the message sent and not yet acknowledged (owned by the thread)
         self._client = make_client(target, f"edgeag-{device}-{uuid.uuid4().hex[:8]}")
         self._client.will_set(f"{self.base}/status", "offline", qos=1, retain=True)
         self._thread = threading.Thread(target=self._run, name="edgeag-mqtt", daemon=True)
@@ -202,19 +203,25 @@ class MqttPublisher:
         return n
 
     def pending(self) -> int:
+        """Messages not yet delivered (queued, spooled or in flight)."""
         with self._lock:
-            return len(self._queue) + (self._spool.count if self._spool else 0)
+            return len(self._queue) + (self._spool.count if self._spool else 0) + (self._inflight is not None)
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Deliver what is queued (up to ``timeout_s``), say offline, disconnect. Returns messages not sent."""
         if not self._thread.is_alive():
             return self.pending()
+        if self.pending():
+            self.warn(f"MQTT: delivering {self.pending()} queued message(s) (up to {timeout_s:g} s)")
         self._deadline = time.monotonic() + timeout_s
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout_s + 5)
         left = self.pending()
         with self._lock:
+            if self._inflight is not None:  # not acknowledged: it may or may not have arrived, so keep it
+                self._queue.appendleft(self._inflight)
+                self._inflight = None
             if self._spool is not None and self._queue:
                 self._spool.prepend(list(self._queue))
                 self._queue.clear()
@@ -240,17 +247,18 @@ class MqttPublisher:
         self._state = _DOWN
 
     def _next(self):
+        """Take the oldest queued message (refilling from the spool); None when there is none."""
         with self._lock:
             if not self._queue and self._spool is not None and self._spool.count:
                 self._queue.extend(self._spool.take(self.max_queue))
-            return self._queue[0] if self._queue else None
+            return self._queue.popleft() if self._queue else None
 
     def _run(self) -> None:
         c = self._client
-        backoff, next_try, connecting_since, inflight = 0.5, 0.0, 0.0, None
+        backoff, next_try, connecting_since, info = 0.5, 0.0, 0.0, None
         while True:
             now = time.monotonic()
-            if self._stop.is_set() and (now > self._deadline or (inflight is None and self._next() is None)):
+            if self._stop.is_set() and (now > self._deadline or (self._inflight is None and not self.pending())):
                 break
             if self._state == _DOWN:
                 if now < next_try:
@@ -258,7 +266,7 @@ class MqttPublisher:
                     self._wake.clear()
                     continue
                 try:
-                    c.reconnect()
+                    c.reconnect()  # a message in flight at the cut is sent again once connected
                     self._state, connecting_since = _CONNECTING, now
                 except OSError:
                     pass
@@ -270,14 +278,12 @@ class MqttPublisher:
             if self._state != _UP:
                 continue
             backoff = 0.5
-            if inflight is None and (item := self._next()) is not None:
-                inflight = c.publish(item[0], item[1], qos=1)
-            if inflight is not None and inflight.is_published():
-                with self._lock:
-                    self._queue.popleft()
+            if self._inflight is None and (item := self._next()) is not None:
+                self._inflight, info = item, c.publish(item[0], item[1], qos=1)
+            if self._inflight is not None and info.is_published():
+                self._inflight = None
                 self.delivered += 1
-                inflight = None
-            elif inflight is None:
+            elif self._inflight is None:
                 self._wake.wait(0.05)
                 self._wake.clear()
         self._say_offline()

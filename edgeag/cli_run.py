@@ -108,6 +108,8 @@ def run(
     warn = (lambda m: None) if quiet else _warn
     if model is not None and not model.is_file():
         raise BadInputError(f"model file not found: {model}")
+    if events == "-" and json_out == "-":
+        raise BadInputError("--json - and --events - cannot both write to stdout")
     if (events or mqtt) and kind == "images":
         raise BadInputError("--events/--mqtt need a video, camera or stream (visits are tracks over time)")
     src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)

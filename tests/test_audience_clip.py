@@ -120,3 +120,24 @@ def test_fleet_of_three_devices_into_one_broker(tmp_path):
                 p.kill()
         broker.stop()
 
+
+
+@needs_data
+@pytest.mark.slow
+def test_ctrl_c_flushes_open_visits_and_the_last_aggregate(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, seed=0, seconds=60)
+    events = tmp_path / "events.jsonl"
+    p = subprocess.Popen(edgeag("run", "--video", str(clip), "--headless", "--events", str(events), "--start-time",
+                                START, "--interval", "600"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.monotonic() + 300
+    while "frame " not in p.stderr.readline() and time.monotonic() < deadline:  # frames are flowing
+        pass
+    p.send_signal(2)
+    assert p.wait(120) == 130
+    evs = [json.loads(line) for line in events.open()]
+    visits = [e for e in evs if e["type"] == "visit"]
+    (agg,) = [e for e in evs if e["type"] == "aggregate"]
+    assert evs[-1] is agg and agg["final"] and agg["visits_ended"] == len(visits) > 0
+    assert agg["visits_started"] == len(visits) + agg["short_tracks"]  # every track open at Ctrl-C was closed
