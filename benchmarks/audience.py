@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,7 +88,7 @@ def mqtt(seconds: float, outage: float, repeats: int, tmp: Path) -> dict:
         outage_result = _outage_run(clip, broker, outage, tmp)
     finally:
         broker.stop()
-    med = {k: sorted(v)[len(v) // 2] for k, v in fps.items()}
+    med = {k: statistics.median(v) for k, v in fps.items()}
     return {"clip_s": seconds, "fps_runs": fps, "fps_median": med,
             "with_over_without": round(med["with"] / med["without"], 3), **outage_result}
 

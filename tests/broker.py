@@ -27,13 +27,16 @@ def free_port() -> int:
 class Mosquitto:
     """``start()``/``stop()`` (restartable on the same port); ``users={"name": "password"}`` turns auth on."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None) -> None:
         self.folder = folder
+        self.tls = tls
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         # Persistence keeps the listeners' sessions (subscriptions, queued QoS 1 messages) over a restart.
         conf = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
                 "log_dest stderr", "log_type error"]
+        if tls:  # a TLS listener with the server certificate of ``make_tls_files``
+            conf += [f"cafile {tls['ca']}", f"certfile {tls['server']}", f"keyfile {tls['server_key']}"]
         if os.geteuid() == 0:  # as root mosquitto would switch to its own user, who cannot read the temp folder
             conf.append("user root")
         if users:
@@ -70,7 +73,8 @@ class Mosquitto:
 
     def url(self, prefix: str = "test", user: str | None = None, password: str | None = None) -> str:
         cred = f"{user}:{password}@" if user else ""
-        return f"mqtt://{cred}127.0.0.1:{self.port}/{prefix}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{cred}127.0.0.1:{self.port}/{prefix}"
 
 
 class Listener:
@@ -110,3 +114,19 @@ class Listener:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def make_tls_files(folder: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI), plus an unrelated CA."""
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    for ca in ("ca", "other_ca"):
+        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}",
+            "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+        "-out", "server.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "san.ext", "-out", "server.pem")
+    return {k: folder / f"{k}.pem" for k in ("ca", "other_ca", "server")} | {"server_key": folder / "server.key"}

@@ -3,6 +3,7 @@ refused credentials, bad URLs."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from broker import Listener, Mosquitto, needs_mosquitto
+from broker import Listener, Mosquitto, make_tls_files, needs_mosquitto
 from edgeag.errors import BadInputError
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'edgeag[mqtt]')")
@@ -158,3 +159,19 @@ def test_refused_credentials_and_unknown_host_fail_at_start(tmp_path):
         b.stop()
     with pytest.raises(BadInputError, match="unknown host"):
         MqttPublisher(parse_mqtt_url("mqtt://no-such-host.invalid/p"), "cam").start()
+
+
+@needs_mosquitto
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+def test_mqtts_with_a_private_ca(tmp_path):
+    files = make_tls_files(tmp_path)
+    b = Mosquitto(tmp_path, tls=files).start()
+    try:
+        pub = MqttPublisher(parse_mqtt_url(b.url("tls") + f"?ca={files['ca']}"), "cam")
+        pub.start()
+        pub.publish("visits", {"i": 1})
+        assert pub.close() == 0 and pub.delivered == 1
+        with pytest.raises(BadInputError, match="TLS"):  # a server certificate from another CA
+            MqttPublisher(parse_mqtt_url(b.url("tls") + f"?ca={files['other_ca']}"), "cam").start()
+    finally:
+        b.stop()
