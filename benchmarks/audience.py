@@ -1,7 +1,8 @@
 """Audience analytics measured: visit floors over several generated clips, and MQTT under a broker outage.
 
     python benchmarks/audience.py floors [--seeds 0,1,2,3,4,5]
-    python benchmarks/audience.py mqtt [--seconds 90] [--outage 10] [--repeats 2]
+    python benchmarks/audience.py mqtt [--seconds 90] [--outage 10] [--repeats 4]
+    python benchmarks/audience.py cost [--seconds 90]
 
 `floors`: for each seed, a clip of test-split UTKFace faces entering, staying and leaving
 (tests/audience_clip.py) through `edgeag run --events --json`; checks visit count, dwell (+-0.5 s) and
@@ -9,6 +10,8 @@ each visit's age bracket and gender against the per-frame model's majority.
 `mqtt`: a real Mosquitto on loopback (the tests' helper); runs `edgeag run` on one long clip alternately
 without and with `--mqtt` (FPS from the run's own summary line), then once more with the broker stopped
 for `--outage` seconds mid-run: every event of the run's --events file must reach a subscriber, in order.
+`cost`: in process, the time the frame loop spends in the audience hook and the CPU time of the MQTT thread
+(the FPS difference between runs is too noisy on a busy machine to resolve a few per cent).
 Needs ../shared/data (faces) and the mosquitto binary. Results: benchmarks/results/audience_*.json.
 """
 
@@ -116,9 +119,58 @@ def _outage_run(clip: Path, broker: Mosquitto, outage: float, tmp: Path) -> dict
             "order_kept": got == sent, "fps_with_outage": float(m.group(2))}
 
 
+def cost(seconds: float, tmp: Path) -> dict:
+    """In-process: what the audience path costs the frame loop, measured directly (not as an FPS difference).
+
+    Times every ``on_frame`` call (AudienceCounter.update + queueing) and reads the CPU time of the MQTT
+    publisher thread from /proc; their sum over the run's elapsed time bounds the FPS cost.
+    """
+    from edgeag.cli_audience import open_audience
+    from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
+    from edgeag.edge.runner import run_loop
+    from edgeag.edge.sources import open_source
+
+    clip = tmp / "cost.mp4"
+    make_clip(clip, seed=3, seconds=seconds)
+    broker = Mosquitto(tmp).start()
+    try:
+        src = open_source("video", str(clip))
+        session = open_audience(events=str(tmp / "cost.jsonl"), mqtt=broker.url("cost"), mqtt_spool=None,
+                                device="cost", aggregate_only=False, interval=5, min_dwell=1.0,
+                                age_brackets="13,18,25,35,45,55,65", start_time=START, min_gender_confidence=0.0,
+                                ethnicity=False, source=src, live=False, warn=print)
+        spent = []
+
+        def on_frame(frame, faces):
+            t = time.perf_counter()
+            session.on_frame(frame, faces)
+            spent.append(time.perf_counter() - t)
+
+        with FaceAnalyzer(FaceAnalyzerOptions(video=True)) as fa:
+            summary = run_loop(src, fa, [], on_frame=on_frame)
+        thread_cpu = _thread_cpu_s(session.publisher._thread.native_id)
+        session.close()
+    finally:
+        broker.stop()
+    hook = sum(spent)
+    return {"frames": summary.frames, "elapsed_s": round(summary.elapsed_s, 2), "fps": round(summary.fps, 1),
+            "on_frame_total_s": round(hook, 4), "on_frame_per_frame_us": round(1e6 * hook / summary.frames, 1),
+            "on_frame_max_ms": round(1e3 * max(spent), 3), "publisher_thread_cpu_s": thread_cpu,
+            "share_of_run_time": round((hook + thread_cpu) / summary.elapsed_s, 4),
+            "messages": session.publisher.delivered}
+
+
+def _thread_cpu_s(tid: int) -> float:
+    """utime + stime of one thread of this process, in seconds (Linux)."""
+    import os
+
+    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["floors", "mqtt"])
+    ap.add_argument("part", choices=["floors", "mqtt", "cost"])
     ap.add_argument("--seeds", default="0,1,2,3,4,5")
     ap.add_argument("--seconds", type=float, default=90.0)
     ap.add_argument("--outage", type=float, default=10.0)
@@ -127,6 +179,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         if a.part == "floors":
             res = floors([int(s) for s in a.seeds.split(",")], Path(d))
+        elif a.part == "cost":
+            res = cost(a.seconds, Path(d))
         else:
             res = mqtt(a.seconds, a.outage, a.repeats, Path(d))
     res["machine"] = machine()
