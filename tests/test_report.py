@@ -92,3 +92,32 @@ def test_run_bad_mqtt_urls_exit_2(tmp_path, url):
     assert r.exit_code == 2, r.output
     assert "error:" in r.output and "Traceback" not in r.output
     assert events.read_text() == "kept\n"  # an earlier output is never destroyed by a bad option
+
+
+def test_report_without_matplotlib_writes_csvs(event_files, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "edgeag.edge.report_plots", None)  # as if edgeag[report] were missing
+    out = tmp_path / "report"
+    r = CliRunner().invoke(app, ["report", *map(str, event_files), "--out", str(out)])
+    assert r.exit_code == 0 and "edgeag[report]" in r.output
+    assert (out / "summary.csv").is_file() and (out / "report.html").is_file() and not list(out.glob("*.png"))
+
+
+def test_aggregate_only_writes_no_visits(tmp_path):
+    from types import SimpleNamespace
+
+    from edgeag.cli_audience import open_audience
+
+    events = tmp_path / "events.jsonl"
+    src = SimpleNamespace(stats=SimpleNamespace(skipped=0))
+    session = open_audience(events=str(events), mqtt=None, mqtt_spool=None, device="d", aggregate_only=True,
+                            interval=60, min_dwell=0.5, age_brackets="18,65", start_time="2026-01-01T10:00:00Z",
+                            min_gender_confidence=0, ethnicity=False, source=src, live=False, warn=print)
+    for i in range(30):
+        session.on_frame(SimpleNamespace(timestamp_ms=i * 100),
+                         [Face((0, 0, 50, 50), 0.9, 40, None, 0.5, track_id=1, extra={"p_female": 0.2})])
+    session.close()
+    evs = [json.loads(line) for line in events.open()]
+    assert [e["type"] for e in evs] == ["aggregate"]
+    assert evs[0]["visits_ended"] == 1 and evs[0]["by_bracket_gender"]["18-64"]["male"] == 1
