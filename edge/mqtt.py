@@ -208,7 +208,8 @@ class MqttPublisher:
             return len(self._queue) + (self._spool.count if self._spool else 0) + (self._inflight is not None)
 
     def close(self, timeout_s: float = 10.0) -> int:
-        """Deliver what is queued (up to ``timeout_s``), say offline, disconnect. Returns messages not sent."""
+        """Deliver what is queued (up to ``timeout_s``), say offline, disconnect. Returns messages not sent
+        (kept in the spool folder if there is one, else lost; the caller says so)."""
         if not self._thread.is_alive():
             return self.pending()
         if self.pending():
@@ -225,9 +226,6 @@ class MqttPublisher:
             if self._spool is not None and self._queue:
                 self._spool.prepend(list(self._queue))
                 self._queue.clear()
-        if left:
-            where = f"kept in {self._spool.path}" if self._spool else "lost"
-            self.warn(f"MQTT: {left} message(s) not delivered ({where})")
         return left
 
     # -- the publisher thread ------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class AudienceSession:
         self.source = source
         self._skipped = 0
         self._closed = False
+        self.undelivered = 0
 
     def on_frame(self, frame, faces) -> None:
         skipped = self.source.stats.skipped
@@ -51,20 +52,26 @@ class AudienceSession:
                             frames_dropped=skipped - self._skipped)
         self._skipped = skipped
 
-    def close(self) -> int:
-        """Flush open visits and the last aggregate, then the outputs. Returns MQTT messages not delivered."""
+    def close(self) -> None:
+        """Flush open visits and the last aggregate, then the outputs (idempotent)."""
         if self._closed:
-            return 0
+            return
         self._closed = True
-        left = 0
         try:
             self.counter.close()
         finally:
             if self.writer is not None:
                 self.writer.close()
             if self.publisher is not None:
-                left = self.publisher.close()
-        return left
+                self.undelivered = self.publisher.close()
+
+    def loss_message(self) -> str | None:
+        """One line when MQTT messages could not be delivered by the end of the run (shown even with -q)."""
+        if not self.undelivered:
+            return None
+        spool = self.publisher._spool
+        where = f"kept in {spool.path}, sent first next time" if spool else "lost; --mqtt-spool DIR keeps them"
+        return f"MQTT: {self.undelivered} message(s) not delivered ({where})"
 
 
 def open_audience(*, events: Optional[str], mqtt: Optional[str], mqtt_spool: Optional[str],

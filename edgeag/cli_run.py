@@ -133,7 +133,7 @@ def run(
             d = os.environ.get("DISPLAY")
             why = f"no X server answers on DISPLAY={d}" if d else "no display found"
             _note(f"{why}: running headless (--headless hides this note)")
-        if not sinks and not quiet:
+        if not sinks and audience is None and not quiet:
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
         options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
                                       max_faces=max_faces, video=not is_images, smooth=not no_smooth,
@@ -162,6 +162,8 @@ def run(
         for s in sinks:  # idempotent: run_loop closed them already unless setup failed
             s.close()
     _print_summary(summary, kind, json_out, save)
+    if audience is not None and audience.loss_message():
+        _warn(audience.loss_message())
     if summary.interrupted:
         err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(EXIT_INTERRUPTED)
