@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from edgeag.errors import BadInputError
+from edgeag.errors import BadInputError, EdgeagError
 
 GENDERS = ("female", "male", "unknown")
 
@@ -52,18 +52,22 @@ def collect_mqtt(url: str, duration_s: float, note: Callable[[str], None],
     client = make_client(target, f"edgeag-report-{int(time.time() * 1000) % 10**9}")
     why = connect_once(client, target)
     if why is not None:
-        raise BadInputError(f"--mqtt: cannot reach {target.host}:{target.port} ({why})")
+        raise EdgeagError(f"--mqtt: cannot reach {target.host}:{target.port} ({why})")  # exit 1: try later
     events: list[dict] = []
     subscribed: list = []
     client.on_message = lambda c, u, m: _keep(m.payload, events)
     client.on_subscribe = lambda *a: subscribed.append(1)
-    client.subscribe([(f"{target.prefix}/+/visits", 1), (f"{target.prefix}/+/aggregates", 1)])
+    topics = [(f"{target.prefix}/+/visits", 1), (f"{target.prefix}/+/aggregates", 1)]
+    client.subscribe(topics)
     end = time.monotonic() + duration_s
     announced = False
     while time.monotonic() < end and not stop():
-        if client.loop(timeout=0.1) != 0:
-            client.reconnect()
-            client.subscribe([(f"{target.prefix}/+/visits", 1), (f"{target.prefix}/+/aggregates", 1)])
+        if client.loop(timeout=0.1) != 0:  # the broker went away: try again every second until the end
+            try:
+                client.reconnect()
+                client.subscribe(topics)
+            except OSError:
+                time.sleep(1.0)
         if subscribed and not announced:
             note(f"listening on {target.host}:{target.port}/{target.prefix}/+/{{visits,aggregates}} "
                  f"for {duration_s:g} s")
