@@ -49,7 +49,10 @@ class MqttTarget:
 
 
 def parse_mqtt_url(url: str, option: str = "--mqtt") -> MqttTarget:
-    """Parse and check an MQTT URL; BadInputError (exit 2) with one line saying what is wrong."""
+    """Parse and check an MQTT URL; BadInputError (exit 2) with one line saying what is wrong.
+
+    A user without a password in the URL takes it from $EDGEAG_MQTT_PASSWORD.
+    """
     bad = f"{option}: expected mqtt://[user:pass@]host[:port]/PREFIX (or mqtts://), got {url!r}"
     try:
         u = urlsplit(url.strip())
@@ -74,9 +77,11 @@ def parse_mqtt_url(url: str, option: str = "--mqtt") -> MqttTarget:
             raise BadInputError(f"{option}: {k} file not found: {q[k]}")
     if ("cert" in q) != ("key" in q):
         raise BadInputError(f"{option}: give both cert and key for a client certificate")
+    password = unquote(u.password) if u.password is not None else None
+    if u.username and password is None:  # kept out of the URL, which other users see in the process list
+        password = os.environ.get("EDGEAG_MQTT_PASSWORD")
     return MqttTarget(u.hostname, port or (8883 if tls else 1883), prefix,
-                      unquote(u.username) if u.username else None,
-                      unquote(u.password) if u.password is not None else None,
+                      unquote(u.username) if u.username else None, password,
                       tls, q.get("ca"), q.get("cert"), q.get("key"))
 
 

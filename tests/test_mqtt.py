@@ -26,11 +26,14 @@ def broker(tmp_path):
     b.stop()
 
 
-def test_parse_mqtt_urls(tmp_path):
+def test_parse_mqtt_urls(tmp_path, monkeypatch):
     t = parse_mqtt_url("mqtt://ann:s%40cret@broker.local:1884/shop/1")
     assert (t.host, t.port, t.prefix, t.username, t.password, t.tls) == ("broker.local", 1884, "shop/1", "ann",
                                                                          "s@cret", False)
     assert parse_mqtt_url("mqtts://h/p").port == 8883
+    monkeypatch.setenv("EDGEAG_MQTT_PASSWORD", "from-env")
+    assert parse_mqtt_url("mqtt://ann@h/p").password == "from-env"
+    assert parse_mqtt_url("mqtt://ann:in-url@h/p").password == "in-url"
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     assert parse_mqtt_url(f"mqtts://h/p?ca={ca}").ca == str(ca)
