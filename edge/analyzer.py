@@ -111,7 +111,8 @@ class FaceAnalyzer:
         for i, d in enumerate(dets):
             x, y, w, h = d.box
             face = Face(box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
-                        age=None, gender=None, gender_confidence=None, extra={"p_female": None})
+                        age=None, gender=None, gender_confidence=None, extra={"p_female": None},
+                        keypoints=d.keypoints)
             if i in row:
                 r = row[i]
                 pf, e = float(p["p_female"][r]), p["ethnicity"][r]

@@ -39,13 +39,16 @@ class Detection:
     """A face found by the detector, in pixels of the full image.
 
     ``right_eye``/``left_eye`` are MediaPipe's first two keypoints (subject's right and left eye);
-    either may be None when unknown, and the crop is then not rotated.
+    either may be None when unknown, and the crop is then not rotated. ``keypoints`` holds all of the
+    detector's keypoints in pixels, in its order (BlazeFace: right eye, left eye, nose tip, mouth,
+    right ear, left ear), or None.
     """
 
     box: tuple[float, float, float, float]  # x, y, w, h
     score: float = 1.0
     right_eye: tuple[float, float] | None = None
     left_eye: tuple[float, float] | None = None
+    keypoints: tuple[tuple[float, float], ...] | None = None
 
 
 def whole_image_detection(height: int, width: int, spec: CropSpec) -> Detection:

@@ -92,12 +92,14 @@ class FaceDetector:
         for d in result.detections:
             bb = d.bounding_box
             kps = d.keypoints or []
-            eyes = [(kp.x * w, kp.y * h) for kp in kps[:2]]
+            points = tuple((kp.x * w, kp.y * h) for kp in kps)
+            eyes = points[:2]
             out.append(Detection(
                 box=(float(bb.origin_x), float(bb.origin_y), float(bb.width), float(bb.height)),
                 score=float(d.categories[0].score) if d.categories else 0.0,
                 right_eye=eyes[0] if len(eyes) == 2 else None,
                 left_eye=eyes[1] if len(eyes) == 2 else None,
+                keypoints=points or None,
             ))
         out.sort(key=lambda d: -d.score)
         return out

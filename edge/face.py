@@ -32,6 +32,9 @@ class Face:
     ethnicity_confidence: float | None = None
     track_id: int | None = None
     extra: dict = field(default_factory=dict)  # optional fields (e.g. raw per-frame values when smoothing)
+    # The detector's keypoints in pixels (BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear),
+    # for head-pose estimates (edge/audience.py); never part of the JSON form.
+    keypoints: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         """The JSON form, identical for the CLI, the server and the Python API."""

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from edgeag.edge.analyzer import FaceAnalyzer
+from edgeag.edge.face import Face
 from edgeag.edge.sinks import Sink, WindowSink, annotate
-from edgeag.edge.sources import FrameSource
+from edgeag.edge.sources import Frame, FrameSource
 
 
 @dataclass
@@ -66,7 +67,8 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
              ethnicity: bool = False, max_frames: int | None = None,
              warn: Callable[[str], None] | None = None,
              status: Callable[[RunSummary, float, int], None] | None = None,
-             status_every_s: float = 5.0, stop: threading.Event | None = None) -> RunSummary:
+             status_every_s: float = 5.0, stop: threading.Event | None = None,
+             on_frame: Callable[[Frame, list[Face]], None] | None = None) -> RunSummary:
     """Analyse every frame of ``source`` and write the results to ``sinks``; always closes both.
 
     Args:
@@ -77,6 +79,7 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
         warn: where messages go (stderr in the CLI).
         status: called every ``status_every_s`` seconds with (summary so far, current FPS, faces in frame).
         stop: when set (see ``deferred_interrupts``), the run ends after the current frame as interrupted.
+        on_frame: called with each analysed frame and its faces (e.g. ``AudienceCounter`` via the CLI).
     """
     warn = warn or (lambda msg: None)
     s = RunSummary()
@@ -99,6 +102,8 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             t_read = time.perf_counter()
             faces = analyzer.track(rgb, frame.timestamp_ms) if track else analyzer.analyze(rgb)
             t_done = time.perf_counter()
+            if on_frame is not None:
+                on_frame(frame, faces)
             lt = analyzer.last_timings
             latency = {
                 "read": (t_read - t0) * 1e3,

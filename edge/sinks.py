@@ -119,7 +119,7 @@ class Sink:
 class JsonlSink(Sink):
     """One JSON object per line to a file or, with ``-``, to stdout (then nothing else goes to stdout)."""
 
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, option: str = "--json") -> None:
         self.target = str(target)
         if self.target == "-":
             self._f: IO[str] = sys.stdout
@@ -127,11 +127,11 @@ class JsonlSink(Sink):
         else:
             p = Path(self.target)
             if p.parent and not p.parent.is_dir():
-                raise BadInputError(f"--json: folder does not exist: {p.parent}")
+                raise BadInputError(f"{option}: folder does not exist: {p.parent}")
             try:
                 self._f = p.open("w", encoding="utf-8")
             except OSError as exc:
-                raise BadInputError(f"--json: cannot write {p}: {exc.strerror}") from None
+                raise BadInputError(f"{option}: cannot write {p}: {exc.strerror}") from None
             self._own = True
         self.count = 0
 

@@ -325,11 +325,13 @@ def _require_tf() -> None:
 from edgeag.cli_run import predict, run  # noqa: E402
 from edgeag.cli_serve import serve  # noqa: E402
 from edgeag.cli_benchmark import benchmark  # noqa: E402
+from edgeag.cli_report import report  # noqa: E402
 
 app.command(help="Analyse frames from a camera, video, stream or images: boxes, age, gender, live.")(run)
 app.command(help="Analyse photos: a table, or one JSON object per image with --json.")(predict)
 app.command(help="Start the web interface and HTTP API (needs edgeag\\[serve]).")(serve)
 app.command(help="Measure per-stage latency, FPS, size and memory on this device.")(benchmark)
+app.command(help="Summarise audience events (files or MQTT): table, CSVs, PNG plots, HTML page.")(report)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from edgeag import cli_audience as aud
 from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
 from edgeag.edge.face import MAX_GAP_S
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
@@ -92,6 +93,9 @@ def run(
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Camera capture size, e.g. 640x480."),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reconnection attempts when a camera/stream drops."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary on stderr."),
+    events: Optional[str] = aud.EVENTS, mqtt: Optional[str] = aud.MQTT, mqtt_spool: Optional[str] = aud.MQTT_SPOOL,
+    device: Optional[str] = aud.DEVICE, aggregate_only: bool = aud.AGGREGATE_ONLY, interval: float = aud.INTERVAL,
+    min_dwell: float = aud.MIN_DWELL, age_brackets: str = aud.AGE_BRACKETS, start_time: Optional[str] = aud.START_TIME,
 ) -> None:
     """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
     import os
@@ -108,10 +112,20 @@ def run(
     warn = (lambda m: None) if quiet else _warn
     if model is not None and not model.is_file():
         raise BadInputError(f"model file not found: {model}")
+    if events == "-" and json_out == "-":
+        raise BadInputError("--json - and --events - cannot both write to stdout")
+    if (events or mqtt) and kind == "images":
+        raise BadInputError("--events/--mqtt need a video, camera or stream (visits are tracks over time)")
     src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)
     is_images = kind == "images"
     sinks = []
+    audience = None
     try:
+        audience = aud.open_audience(events=events, mqtt=mqtt, mqtt_spool=mqtt_spool, device=device,
+                                     aggregate_only=aggregate_only, interval=interval, min_dwell=min_dwell,
+                                     age_brackets=age_brackets, start_time=start_time, ethnicity=ethnicity,
+                                     min_gender_confidence=min_gender_confidence, source=src,
+                                     live=kind != "video", warn=warn)
         if json_out is not None:
             sinks.append(JsonlSink(json_out))
         if save is not None:
@@ -123,13 +137,15 @@ def run(
             d = os.environ.get("DISPLAY")
             why = f"no X server answers on DISPLAY={d}" if d else "no display found"
             _note(f"{why}: running headless (--headless hides this note)")
-        if not sinks and not quiet:
+        if not sinks and audience is None and not quiet:
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
         options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
                                       max_faces=max_faces, video=not is_images, smooth=not no_smooth,
                                       min_gender_confidence=min_gender_confidence, min_face=min_face,
                                       max_gap_s=max_gap)
         with FaceAnalyzer(options) as analyzer:
+            if audience is not None:
+                audience.tracker = analyzer.tracker  # visits end when the tracker retires their track
             if not quiet:
                 mode = "per image" if is_images else "tracking" + ("" if no_smooth else " + smoothing")
                 _note(f"{src.description}: {kind}, model {analyzer.classifier.path.name} "
@@ -144,12 +160,17 @@ def run(
             with deferred_interrupts() as stop:
                 summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
                                    max_frames=max_frames, warn=warn, stop=stop,
-                                   status=None if (show_window or quiet or json_out == "-") else status)
+                                   status=None if (show_window or quiet or json_out == "-") else status,
+                                   on_frame=audience.on_frame if audience else None)
     finally:
+        if audience is not None:  # open visits and the last aggregate, also after Ctrl-C
+            audience.close()
         src.close()
         for s in sinks:  # idempotent: run_loop closed them already unless setup failed
             s.close()
     _print_summary(summary, kind, json_out, save)
+    if audience is not None and audience.loss_message():
+        _warn(audience.loss_message())
     if summary.interrupted:
         err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(EXIT_INTERRUPTED)
