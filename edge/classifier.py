@@ -65,10 +65,7 @@ class AgeGenderClassifier:
             raise ModelError(f"{path}: expected one input, found {list(sig['inputs'])}")
         self._in_index = next(iter(sig["inputs"].values()))
         outs = sig["outputs"]
-        # Age is a number of years, or (files from ``export_model(..., age_readout="runtime")``, used by
-        # benchmarks/age_readout.py) log-probabilities over whole years whose expectation is taken here.
-        age_head = "age_logits" if "age_logits" in outs else "age"
-        heads = (age_head, "gender", "ethnicity")
+        heads = ("age", "gender", "ethnicity")
         missing = [h for h in heads if h not in outs]
         if missing:
             raise ModelError(f"{path}: model outputs {sorted(outs)} lack {', '.join(missing)}")
@@ -76,10 +73,6 @@ class AgeGenderClassifier:
         details = {d["index"]: d for d in self._interp.get_tensor_details()}
         self._in_q = _Quant(details[self._in_index])
         self._out_q = {h: _Quant(details[i]) for h, i in self._out_index.items()}
-        self._age_bins = None
-        if age_head == "age_logits":
-            n_bins = int(details[outs["age_logits"]]["shape"][-1])
-            self._age_bins = np.arange(n_bins, dtype=np.float32)
         # Gender operating point chosen on validation (``edgeag quantize --gender-threshold``): P(female) is
         # re-centred with a logit shift so that 0.5 is the decision point everywhere downstream.
         t = float(self.metadata.get("gender_threshold", 0.5))
@@ -136,10 +129,4 @@ class AgeGenderClassifier:
         if self._gender_shift:
             p = np.clip(p_female, 1e-6, 1 - 1e-6)
             p_female = (1.0 / (1.0 + np.exp(self._gender_shift - np.log(p / (1.0 - p))))).astype(np.float32)
-        if self._age_bins is not None:
-            z = out["age_logits"].reshape(n, -1)
-            p = np.exp(z - z.max(axis=1, keepdims=True))
-            age = (p @ self._age_bins) / p.sum(axis=1)
-        else:
-            age = out["age"].reshape(n)
-        return {"age": age, "p_female": p_female, "ethnicity": out["ethnicity"]}
+        return {"age": out["age"].reshape(n), "p_female": p_female, "ethnicity": out["ethnicity"]}

@@ -66,27 +66,19 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
     }
 
 
-def export_model(model, age_readout: str = "graph"):
+def export_model(model):
     """The graph that goes into the .tflite: the public heads ``age``, ``gender``, ``ethnicity`` only.
 
-    A distribution age head (``--age-loss distribution``) has two possible readouts. ``graph`` (the default)
-    keeps the expectation inside the int8 graph, as a fixed fully-connected layer over the softmax.
-    ``runtime`` exports the log-softmax over the ages 0..116 as ``age_logits`` instead and
-    ``AgeGenderClassifier`` takes the expectation in float. Measured on the test split
-    (``benchmarks/age_readout.py``), the graph readout lost less to int8 (test age MAE 5.345 vs 5.387 for a
-    float model at 5.334), so it is what ``edgeag quantize`` ships.
+    A distribution age head (``--age-loss distribution``) keeps its expectation inside the int8 graph, as a
+    fixed fully-connected layer over the softmax: it lost less to int8 than exporting log-probabilities and
+    taking the expectation in float at run time (test age MAE 5.345 vs 5.387 for a float model at 5.334;
+    ``benchmarks/experiments/age_readout.py``).
     """
     import keras
 
-    if age_readout not in ("graph", "runtime"):
-        raise BadInputError(f"unknown age readout {age_readout!r}; choose graph or runtime")
     inp = keras.Input(model.input_shape[1:], name="image")
     y = model(inp)
-    out = {k: y[k] for k in ("age", "gender", "ethnicity")}
-    if age_readout == "runtime" and "age_logits" in y:
-        del out["age"]
-        out["age_logits"] = keras.layers.Activation("log_softmax", name="age_logits")(y["age_logits"])
-    return keras.Model(inp, out, name=model.name)
+    return keras.Model(inp, {k: y[k] for k in ("age", "gender", "ethnicity")}, name=model.name)
 
 
 def with_flip_tta(model):

@@ -66,10 +66,9 @@ def test_distribution_loss_is_lowest_at_the_true_age():
 
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])
-@pytest.mark.parametrize("readout", ["graph", "runtime"])
-def test_distribution_age_head_reads_out_the_expected_age(tmp_path, mode, readout):
-    """The expectation over ages, taken in the graph or (from exported log-probabilities) by the classifier,
-    is Keras's expected age: exactly in float32; int8 files are integer-only (fidelity: on a trained model)."""
+def test_distribution_age_head_reads_out_the_expected_age(tmp_path, mode):
+    """The expectation over ages, taken in the graph, is Keras's expected age: exactly in float32; int8 files
+    are integer-only (fidelity: on a trained model)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgeag.edge.classifier import AgeGenderClassifier
@@ -89,18 +88,16 @@ def test_distribution_age_head_reads_out_the_expected_age(tmp_path, mode, readou
     want = np.asarray(m(x.astype(np.float32), training=False)["age"]).reshape(-1)
     assert want.std() > 2, "the test needs faces of different predicted ages"
     q = tmp_path / "dist.tflite"
-    q.write_bytes(write_metadata(convert(export_model(m, readout), mode, x[:64].astype(np.float32)), {
+    q.write_bytes(write_metadata(convert(export_model(m), mode, x[:64].astype(np.float32)), {
         "crop": {"size": 32, "channels": 3, "margin": 0.1}, "outputs": {"age": "years"},
         "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]}}))
     interp = Interpreter(model_path=str(q))
-    age_out = "age" if readout == "graph" else "age_logits"
-    assert set(interp.get_signature_runner().get_output_details()) == {age_out, "gender", "ethnicity"}
+    assert set(interp.get_signature_runner().get_output_details()) == {"age", "gender", "ethnicity"}
     got = AgeGenderClassifier(q).predict(x)["age"]
     assert got.shape == (96,) and np.isfinite(got).all() and ((got >= 0) & (got <= 116)).all()
     if mode == "float32":
         assert np.abs(got - want).max() < 0.01
     else:
-        assert readout == "graph" or "LOG_SOFTMAX" in {op["op_name"] for op in interp._get_ops_details()}
         assert all(d["dtype"] in (np.int8, np.uint8) for d in interp.get_output_details())
 
 

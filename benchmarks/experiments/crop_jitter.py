@@ -35,7 +35,6 @@ def view(chip: np.ndarray, face_px: float, rng: np.random.Generator, condition: 
     big = cv2.copyMakeBorder(chip, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
     scale = face_px / (0.75 * chip.shape[1])  # UTKFace faces fill about 3/4 of the chip
     off = rng.uniform(0, 1, 2)
-    m = np.float32([[scale, 0, off[0] + pad * scale], [0, scale, off[1] + pad * scale]])
     size = int(big.shape[0] * scale) + 2
     img = cv2.warpAffine(big if scale >= 1 else cv2.GaussianBlur(big, (0, 0), 0.5 / scale),
                          np.float32([[scale, 0, off[0]], [0, scale, off[1]]]), (size, size), flags=cv2.INTER_AREA)

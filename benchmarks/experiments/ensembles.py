@@ -1,6 +1,6 @@
 """How far can the models we have go on gender? Every run alone and averaged with others, on val and test.
 
-    python -m edgeag.benchmarks.ensembles RUN RUN ... \\
+    python benchmarks/experiments/ensembles.py RUN RUN ... \\
         --data ../shared/data/UTKFace.tar --split-file ../shared/data/utkface_split.csv
 
 Each run (an ``edgeag train``/``edgeag soup`` folder, or a ``.tflite`` quantized without ``--flip-tta``) predicts

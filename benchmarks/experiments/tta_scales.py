@@ -1,6 +1,6 @@
 """Does test-time augmentation beyond the flip help? Zoomed crops averaged with the plain and mirrored one.
 
-    python -m edgeag.benchmarks.tta_scales runs/default \\
+    python benchmarks/experiments/tta_scales.py runs/default \\
         --data ../shared/data/UTKFace.tar --split-file ../shared/data/utkface_split.csv
 
 Each variant is made from the model's own cached crop (``crop_face``), so only the test-time change differs:
@@ -50,7 +50,7 @@ def main(
     """Age MAE and gender accuracy on val and test for plain, flip, and flip + each zoom (and all together)."""
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
-    from edgeag.benchmarks.ensembles import score
+    from ensembles import score  # this folder is on sys.path when run as a script
     from edgeag.train.evaluate import load_predictor, predict_all
 
     predictor, spec, desc = load_predictor(model)

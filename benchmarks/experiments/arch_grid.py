@@ -1,6 +1,6 @@
 """Architecture comparison: train a small grid, quantize each to int8, measure accuracy, latency and size.
 
-    python -m edgeag.benchmarks.arch_grid ../shared/data/UTKFace.tar \\
+    python benchmarks/experiments/arch_grid.py ../shared/data/UTKFace.tar \\
         --split-file ../shared/data/utkface_split.csv --epochs 12 --budget-min 240
 
 For every grid entry (default: mobilenet 0.5/0.75/1.0, resnet 0.5, efficientnet 0.75, all at 80x80):

@@ -1,6 +1,6 @@
 """Does post-hoc calibration help a trained model? Measured, not assumed.
 
-    python -m edgeag.benchmarks.post_hoc edge/models/edgeag_default.tflite \\
+    python benchmarks/experiments/post_hoc.py edge/models/edgeag_default.tflite \\
         --data ../shared/data/UTKFace.tar --split-file ../shared/data/utkface_split.csv
 
 Two cheap fixes people reach for after training, both fitted on the validation split only and then scored
