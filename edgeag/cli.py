@@ -86,14 +86,15 @@ def train(
     finished run (a warm restart) into a new OUT.
     """
     from edgeag.train.datasets import Dataset
-    from edgeag.train.fit import TrainConfig, train as run_train
-    from edgeag.train.model import ModelConfig
 
-    if Dataset(data, split_file).evaluation_only:
+    if Dataset(data).evaluation_only:  # before TensorFlow loads: a quick, clear refusal
         from edgeag.errors import BadInputError
 
         raise BadInputError(f"{data} is FG-NET, an evaluation set only: train on UTKFace and evaluate on it "
                             "with `edgeag evaluate MODEL --data FGNET.tar`")
+    from edgeag.train.fit import TrainConfig, train as run_train
+    from edgeag.train.model import ModelConfig
+
     _require_tf()
     mcfg = ModelConfig(arch=arch, input_size=input_size, channels=channels, width=width, depth=depth,
                        dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2,
