@@ -20,6 +20,7 @@ from edgeag.train.evaluate import AGE_BUCKETS, bucket_name, compute_metrics, loa
 CLEAN = ("clean", 0)
 FLOOR_GROUPS = {"0-8": (0, 8), "61+": (61, 200)}  # the issue's bias floors: children and the old
 MIN_BUCKET = 5  # faces a bucket needs before its bias can be the "worst"
+BATCH = 256  # crops per model call
 
 
 @dataclass
@@ -58,9 +59,9 @@ def _select_ids(dataset, split: str, limit: int | None, seed: int) -> set[str] |
 
 
 def run_passes(predictor, spec, records, passes: list[tuple[str, int]], *, seed: int = 0, tta_flip: bool = False,
-               total: int | None = None, progress: bool = True, chunk: int = 32) -> tuple[Labels, dict]:
+               total: int | None = None, progress: bool = True) -> tuple[Labels, dict]:
     """Labels of the images and a ``PassResult`` per pass; one detector, the model batched over a chunk of
-    images times all passes."""
+    images times all passes (about three batches of crops: little padding)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
@@ -76,7 +77,7 @@ def run_passes(predictor, spec, records, passes: list[tuple[str, int]], *, seed:
             labels.ids.append(rec.id); labels.age.append(rec.age)
             labels.gender.append(rec.gender); labels.ethnicity.append(rec.ethnicity)
             batch.append(_crop_passes(detector, spec, rec, passes, seed))
-            if len(batch) >= chunk:
+            if len(batch) * len(passes) >= 3 * BATCH:
                 _classify(predictor, batch, passes, parts, tta_flip)
                 bar.advance(task, len(batch))
                 batch = []
@@ -107,9 +108,14 @@ def _crop_passes(detector, spec, rec, passes, seed) -> dict:
 
 
 def _classify(predictor, batch: list[dict], passes, parts: dict, tta_flip: bool) -> None:
-    """One model call for every face found in a chunk of images, over all passes."""
+    """The model over every face found in a chunk of images and all passes, in batches of one size (padded):
+    LiteRT re-allocates its tensors for every new batch size."""
     crops = [item[p] for p in passes for item in batch if item[p] is not None]  # the order read back below
-    pred = predict_all(predictor, np.stack(crops), tta_flip=tta_flip) if crops else None
+    pred = None
+    if crops:
+        x = np.stack(crops)
+        padded = np.concatenate([x, np.zeros((-len(x) % BATCH, *x.shape[1:]), x.dtype)])
+        pred = predict_all(predictor, padded, tta_flip=tta_flip, batch=BATCH)
     k = 0
     for p in passes:
         res = PassResult.empty(len(batch))
