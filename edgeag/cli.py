@@ -186,8 +186,8 @@ def evaluate(
     corruptions: Optional[str] = typer.Option(None, "--corruptions", metavar="all|middle|KIND[:SEVERITY],...",
                                               help="Also evaluate on degraded full images, detected afresh "
                                                    "(kinds and severities: README, train/corruptions.py)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="With --corruptions or FG-NET: a seeded "
-                                        "random sample of N images (quick checks)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="A seeded random sample of N images, "
+                                        "through the runtime's path as with --corruptions (quick checks)."),
 ) -> None:
     """Evaluate a model: MAE, CS@5, bias, gender and ethnicity accuracy, per age group and ethnicity.
 

@@ -178,10 +178,10 @@ def describe(kind: str, severity: int) -> str:
     return kind if len(CATALOGUE[kind]["levels"]) == 1 else f"{kind} {severity}"
 
 
-def catalogue_markdown() -> str:
-    """The catalogue as a Markdown table (README, model card, report.md)."""
+def catalogue_markdown(catalogue: dict | None = None) -> str:
+    """The catalogue (default: this one; a report passes the one it was made with) as a Markdown table."""
     lines = ["| kind | what | parameter | severity 1 / 2 / 3 |", "| --- | --- | --- | --- |"]
-    for kind, e in CATALOGUE.items():
+    for kind, e in (catalogue or CATALOGUE).items():
         lv = " / ".join(f"{v:g}" for v in e["levels"])
         lines.append(f"| {kind} | {e['what']} | {e['unit']} | {lv} |")
     return "\n".join(lines) + "\n"
