@@ -31,13 +31,13 @@ def pass_cells(row: dict) -> dict[str, str]:
             f" ({100 * row['gender_accuracy_delta']:+.1f})" if row["kind"] != "clean" else "")
     cells.update({"MAE": f"{o['age_mae']:.2f}", "x clean": _f(row.get("age_mae_ratio"), ".3f"),
                   "x same": _f(row.get("same_faces", {}).get("ratio"), ".3f"), "CS@5": f"{100 * o['age_cs5']:.1f}%",
-                  "bias 0-8": _f(se["0-8"]["mean"], "+.2f"), "bias 61+": _f(se["61+"]["mean"], "+.2f"),
+                  "bias": f"{o['age_mean_signed_error']:+.2f}", "bias 0-8": _f(se["0-8"]["mean"], "+.2f"), "bias 61+": _f(se["61+"]["mean"], "+.2f"),
                   "worst bias": f"{row['worst_bucket_bias'][0]}: {row['worst_bucket_bias'][1]:+.2f}"})
     return cells
 
 
-HEADER = ["pass", "faces found", "MAE", "x clean", "x same", "CS@5", "gender (change)", "bias 0-8", "bias 61+",
-          "worst bias"]
+HEADER = ["pass", "faces found", "MAE", "x clean", "x same", "CS@5", "gender (change)", "bias", "bias 0-8",
+          "bias 61+", "worst bias"]
 
 
 def headers(m: dict) -> list[str]:
@@ -71,7 +71,7 @@ def markdown_report(m: dict) -> str:
     lines = [f"# Robustness: {m['model']} on {d['path']} [{m['split']}]", "",
              f"{d['images']} images" + (f" (a seeded sample of {d['limit']}, seed {m['seed']})" if d["limit"] else "")
              + f"; corruption seed {m['seed']}; " + ("test-time flip; " if m["tta_flip"] else "")
-             + f"skipped entries: {sum(d['skipped'].values())} {d['skipped'] or ''}.",
+             + f"skipped entries: {sum(d['skipped'].values())}" + (f" {d['skipped']}." if d["skipped"] else "."),
              "Each image: corruption of the full image -> BlazeFace -> largest face -> crop_face -> model. Figures are "
              "on the faces found; 'x same' is the MAE ratio to the clean pass on the faces found in both. Bias = "
              "mean signed error (predicted - true) in years; worst bias: the age bucket (>= 5 faces) with the "
