@@ -142,17 +142,17 @@ def pass_metrics(labels: Labels, res: PassResult, clean: PassResult, has_gender:
     m = compute_metrics(age_t[found], gender, eth, pred)
     err = res.age - age_t
     for lo, hi in AGE_BUCKETS:  # an interval for the bias too: the floors are on it
-        g = m["by_age"][bucket_name(lo, hi)]
+        g, in_bucket = m["by_age"][bucket_name(lo, hi)], found & (age_t >= lo) & (age_t <= hi)
         if g["n"]:
-            g["interval95"]["age_mean_signed_error"] = bootstrap_mean_interval(err[found & (age_t >= lo) & (age_t <= hi)])
+            g["interval95"]["age_mean_signed_error"] = bootstrap_mean_interval(err[in_bucket])
     out["metrics"] = m
     out["signed_error"] = {}
     for name, (lo, hi) in FLOOR_GROUPS.items():
         e = err[found & (age_t >= lo) & (age_t <= hi)]
         out["signed_error"][name] = {"n": len(e), "mean": float(e.mean()) if len(e) else None,
                                      "interval95": bootstrap_mean_interval(e)}
-    big = {k: g for k, g in m["by_age"].items() if g["n"] >= MIN_BUCKET} or {k: g for k, g in m["by_age"].items()
-                                                                              if g["n"]}
+    sized = {k: g for k, g in m["by_age"].items() if g["n"]}
+    big = {k: g for k, g in sized.items() if g["n"] >= MIN_BUCKET} or sized
     worst = max(big, key=lambda k: abs(big[k]["age_mean_signed_error"]))
     out["worst_bucket_bias"] = [worst, big[worst]["age_mean_signed_error"]]
     both = found & clean.found

@@ -31,7 +31,8 @@ def pass_cells(row: dict) -> dict[str, str]:
             f" ({100 * row['gender_accuracy_delta']:+.1f})" if row["kind"] != "clean" else "")
     cells.update({"MAE": f"{o['age_mae']:.2f}", "x clean": _f(row.get("age_mae_ratio"), ".3f"),
                   "x same": _f(row.get("same_faces", {}).get("ratio"), ".3f"), "CS@5": f"{100 * o['age_cs5']:.1f}%",
-                  "bias": f"{o['age_mean_signed_error']:+.2f}", "bias 0-8": _f(se["0-8"]["mean"], "+.2f"), "bias 61+": _f(se["61+"]["mean"], "+.2f"),
+                  "bias": f"{o['age_mean_signed_error']:+.2f}", "bias 0-8": _f(se["0-8"]["mean"], "+.2f"),
+                  "bias 61+": _f(se["61+"]["mean"], "+.2f"),
                   "worst bias": f"{row['worst_bucket_bias'][0]}: {row['worst_bucket_bias'][1]:+.2f}"})
     return cells
 
