@@ -86,6 +86,13 @@ def train(
     the same command again continues from the last finished epoch. --init-from trains on from a
     finished run (a warm restart) into a new OUT.
     """
+    from edgeag.train.datasets import Dataset
+
+    if Dataset(data).evaluation_only:  # before TensorFlow loads: a quick, clear refusal
+        from edgeag.errors import BadInputError
+
+        raise BadInputError(f"{data} is FG-NET, an evaluation set only: train on UTKFace and evaluate on it "
+                            "with `edgeag evaluate MODEL --data FGNET.tar`")
     from edgeag.train.fit import TrainConfig, train as run_train
     from edgeag.train.model import ModelConfig
 
@@ -169,25 +176,65 @@ def audit_labels(
 @handle_errors
 def evaluate(
     model: Path = typer.Argument(..., help="A .tflite file or a folder written by `edgeag train`."),
-    data: Path = typer.Option(..., "--data", help="Data set (as for train)."),
+    data: Path = typer.Option(..., "--data", help="Data set (as for train), or FG-NET (evaluated whole, through "
+                              "the detector, age figures only)."),
     split: str = typer.Option("test", help="train, val or test."),
     split_file: Optional[Path] = typer.Option(None, "--split-file"),
     out: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, report.md and PNGs here."),
     tta: bool = typer.Option(False, "--tta", help="Average with the mirrored crop (test-time flip)."),
-    seed: int = typer.Option(0, help="Seed of the hash split (without --split-file)."),
+    seed: int = typer.Option(0, help="Seed of the hash split (without --split-file), the corruptions and --limit."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    corruptions: Optional[str] = typer.Option(None, "--corruptions", metavar="all|middle|KIND[:SEVERITY],...",
+                                              help="Also evaluate on degraded full images, detected afresh "
+                                                   "(kinds and severities: README, train/corruptions.py)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="A seeded random sample of N images, "
+                                        "through the runtime's path as with --corruptions (quick checks)."),
 ) -> None:
-    """Evaluate a model: MAE, CS@5, bias, gender and ethnicity accuracy, per age group and ethnicity."""
+    """Evaluate a model: MAE, CS@5, bias, gender and ethnicity accuracy, per age group and ethnicity.
+
+    With --corruptions (and always on FG-NET) each image goes through the runtime's path (detector, largest
+    face, crop) clean and degraded: faces found, MAE, CS@5, bias per age bucket, gender, ratios to clean.
+    """
     import json
 
     from edgeag.train.evaluate import evaluate_model
 
+    if corruptions is not None or limit is not None or _is_fgnet(data):
+        return _evaluate_robustness(model, data, split, split_file, out, tta, seed, as_json, corruptions, limit)
     m = evaluate_model(model, data, split=split, split_file=split_file, out=out, tta_flip=tta, seed=seed)
     clean = {k: v for k, v in m.items() if not k.startswith("_")}
     if as_json:
         typer.echo(json.dumps(clean, indent=2))
     else:
         _print_report(clean)
+    if out:
+        err_console.print(f"report written to {out}")
+
+
+def _is_fgnet(data: Path) -> bool:
+    from edgeag.train.datasets import Dataset
+
+    return Dataset(data).format == "fgnet"
+
+
+def _evaluate_robustness(model, data, split, split_file, out, tta, seed, as_json, corruptions, limit) -> None:
+    import json
+
+    from edgeag.errors import BadInputError
+    from edgeag.train.corruptions import parse_corruptions
+    from edgeag.train.robustness import evaluate_robustness
+    from edgeag.train.robustness_report import print_robustness
+
+    try:
+        passes = parse_corruptions(corruptions) if corruptions else []
+    except ValueError as exc:
+        raise BadInputError(f"--corruptions: {exc}") from None
+    m = evaluate_robustness(model, data, split=split, split_file=split_file, corruptions=passes, limit=limit,
+                            seed=seed, out=out, tta_flip=tta)
+    if as_json:
+        typer.echo(json.dumps(m, indent=2))
+    else:
+        print_robustness(m)
     if out:
         err_console.print(f"report written to {out}")
 

@@ -544,3 +544,15 @@ def test_audit_labels_lists_contradicted_faces_and_train_leaves_them_out(tiny_ru
     assert data["excluded_from_train"] == n_train > 0
     before = json.loads((src / "config.json").read_text())["data"]
     assert data["train"] == before["train"] - n_train and data["val"] == before["val"]
+
+
+@needs_data
+def test_robustness_evaluation_takes_a_keras_run_folder(tiny_run, tmp_path):
+    tar, src, _ = tiny_run
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "evaluate", str(src), "--data", str(tar), "--split", "val",
+                        "--corruptions", "jpeg:2,lowlight:2", "--limit", "8", "--out", str(tmp_path / "rob")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "rob" / "metrics.json").read_text())
+    assert "Keras" in m["model"] and [p["pass"] for p in m["passes"]] == ["clean", "jpeg 2", "lowlight 2"]
+    assert all(p["images"] == 8 for p in m["passes"]) and m["passes"][0]["faces_found"] > 0

@@ -1,4 +1,4 @@
-"""Readers for UTKFace (folder, .tar, .tar.gz, .zip) and the Kaggle 48x48 CSV, behind one interface.
+"""Readers for UTKFace and FG-NET (folder, .tar, .tar.gz, .zip) and the Kaggle 48x48 CSV, behind one interface.
 
 Every reader yields ``Record``s and never crashes on a bad entry: badly named files, short pixel rows,
 non-numeric fields and undecodable images are skipped and counted in a ``SkipReport``.
@@ -28,7 +28,10 @@ ETHNICITIES = ("White", "Black", "Asian", "Indian", "Others")
 GENDERS = ("male", "female")
 # AGE_GENDER_RACE_DATETIME.jpg.chip.jpg; the date part and the suffixes vary, the three labels do not.
 _UTK_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_[^/\\]*\.(jpe?g|png)$", re.IGNORECASE)
+# FG-NET: SSSAaa[x].JPG, subject SSS, age aa, an optional letter telling two photos at one age apart.
+_FGNET_NAME = re.compile(r"^(\d{3})A(\d{2})([a-z]?)\.(jpe?g|png)$", re.IGNORECASE)
 _IMAGE_EXT = (".jpg", ".jpeg", ".png")
+UNKNOWN = -1  # gender / ethnicity of a data set without those labels (FG-NET)
 KAGGLE_SIDE = 48  # the Kaggle CSV's images are 48x48 grayscale
 
 
@@ -38,8 +41,8 @@ class Record:
 
     image: np.ndarray
     age: int
-    gender: int  # 0 = male, 1 = female
-    ethnicity: int  # 0..4, see ETHNICITIES
+    gender: int  # 0 = male, 1 = female, UNKNOWN (-1) when the data set has no such label
+    ethnicity: int  # 0..4, see ETHNICITIES, or UNKNOWN
     id: str
     split: str = ""
 
@@ -79,6 +82,12 @@ def parse_utk_name(name: str) -> tuple[int, int, int] | None:
     return age, int(m.group(2)), int(m.group(3))
 
 
+def parse_fgnet_name(name: str) -> tuple[int, int] | None:
+    """(subject, age) from an FG-NET file name such as ``001A02.JPG`` or ``001A43a.JPG``, or None."""
+    m = _FGNET_NAME.match(os.path.basename(name))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def decode_image(data: bytes) -> np.ndarray | None:
     """JPEG/PNG bytes to RGB uint8, or None when they do not decode."""
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -115,9 +124,13 @@ class Dataset:
     """A labelled face data set on disk.
 
     Args:
-        path: UTKFace folder, ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive of one, or a Kaggle CSV.
+        path: UTKFace or FG-NET folder, ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive of one, or a Kaggle CSV.
         split_file: optional ``file,split`` CSV; without it a seeded hash split is used.
         seed: seed of the hash split.
+
+    ``kind`` is ``FORMAT-CONTAINER`` (e.g. ``utkface-tar``, ``fgnet-tar``, ``kaggle-csv``). A folder or archive
+    is FG-NET when most of its first image names read as FG-NET names (``001A02.JPG``). FG-NET is an evaluation
+    set only (``evaluation_only``): all of it is the ``test`` split, and it has no gender or ethnicity labels.
     """
 
     def __init__(self, path: str | Path, split_file: str | Path | None = None, seed: int = 0) -> None:
@@ -126,16 +139,21 @@ class Dataset:
             raise BadInputError(f"data path does not exist: {self.path}")
         name = self.path.name.lower()
         if self.path.is_dir():
-            self.kind = "utkface-dir"
+            self.container = "dir"
         elif name.endswith((".tar", ".tar.gz", ".tgz")):
-            self.kind = "utkface-tar"
+            self.container = "tar"
         elif name.endswith(".zip"):
-            self.kind = "utkface-zip"
+            self.container = "zip"
         elif name.endswith(".csv"):
-            self.kind = "kaggle-csv"
+            self.container = "csv"
         else:
-            raise BadInputError(
-                f"unknown data format: {self.path} (expected a UTKFace folder, .tar, .tar.gz, .zip or a Kaggle .csv)")
+            raise BadInputError(f"unknown data format: {self.path} (expected a UTKFace or FG-NET folder, .tar, "
+                                ".tar.gz, .zip or a Kaggle .csv)")
+        self.format = "kaggle" if self.container == "csv" else self._sniff_format()
+        self.kind = f"{self.format}-{self.container}"
+        self.evaluation_only = self.format == "fgnet"
+        if self.evaluation_only and split_file:
+            raise BadInputError(f"{self.path} is FG-NET, an evaluation set evaluated whole: drop --split-file")
         self.split_file = Path(split_file) if split_file else None
         self.seed = seed
         self._split_map = read_split_file(split_file) if split_file else None
@@ -156,27 +174,55 @@ class Dataset:
         return {"data": stat(self.path), "split_file": stat(self.split_file),
                 "seed": None if self.split_file is not None else self.seed}
 
+    def _sniff_format(self, n: int = 50) -> str:
+        """``fgnet`` when most of the first ``n`` image names are FG-NET names, else ``utkface``."""
+        fgnet = utk = 0
+        entries = self._entries()
+        for i, (name, _) in enumerate(entries):
+            fgnet += parse_fgnet_name(name) is not None
+            utk += parse_utk_name(name) is not None
+            if i + 1 >= n:
+                break
+        entries.close()
+        return "fgnet" if fgnet > utk else "utkface"
+
     def split_of(self, item_id: str) -> str | None:
+        if self.format == "fgnet":
+            return "test"
         if self._split_map is not None:
             return self._split_map.get(item_id)
         return hash_split(item_id, self.seed)
 
-    def records(self, split: str | None = None) -> Iterator[Record]:
-        """Decoded records, in storage order; ``split`` = None yields every split.
+    def records(self, split: str | None = None, only: set[str] | None = None) -> Iterator[Record]:
+        """Decoded records, in storage order; ``split`` = None yields every split, ``only`` keeps those ids.
 
         Raises BadInputError at the end if nothing usable was found.
         """
-        if split is not None and split not in SPLITS:
-            raise BadInputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        self._check_split(split)
         self.skipped = SkipReport()
         self.yielded = 0
-        reader = self._read_csv(split) if self.kind == "kaggle-csv" else self._read_utk(split)
+        reader = self._read_csv(split, only) if self.format == "kaggle" else self._read_images(split, only)
         for rec in reader:
             self.yielded += 1
             yield rec
         if self.yielded == 0:
             what = f"split {split!r} of " if split else ""
             raise BadInputError(f"no usable records in {what}{self.path}; {self.skipped.summary()}")
+
+    def ids(self, split: str | None = None) -> list[str]:
+        """Ids of the well-named entries of ``split``, in storage order, without decoding any image."""
+        self._check_split(split)
+        if self.format == "kaggle":
+            return [r.id for r in self._read_csv(split, None)]
+        parse = parse_fgnet_name if self.format == "fgnet" else parse_utk_name
+        return [name for name, _ in self._entries() if parse(name) and self._wanted(name, split)]
+
+    def _check_split(self, split: str | None) -> None:
+        if split is not None and split not in SPLITS:
+            raise BadInputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        if self.format == "fgnet" and split not in (None, "test"):
+            raise BadInputError(f"{self.path.name} is FG-NET, an evaluation set with no {split} split: "
+                                "it is evaluated whole (--split test)")
 
     def _wanted(self, item_id: str, split: str | None) -> str | None:
         """The entry's split if it is wanted, else None (counting entries the split file lacks)."""
@@ -186,14 +232,14 @@ class Dataset:
             return None
         return s if split is None or s == split else None
 
-    # -- UTKFace ---------------------------------------------------------------------------------
-    def _utk_entries(self) -> Iterator[tuple[str, callable]]:
+    # -- UTKFace and FG-NET ----------------------------------------------------------------------
+    def _entries(self) -> Iterator[tuple[str, callable]]:
         """(name, read-bytes callable) for every image-like entry, without unpacking to disk."""
-        if self.kind == "utkface-dir":
+        if self.container == "dir":
             for p in sorted(self.path.rglob("*")):
                 if p.is_file() and p.suffix.lower() in _IMAGE_EXT:
                     yield p.name, p.read_bytes
-        elif self.kind == "utkface-tar":
+        elif self.container == "tar":
             try:
                 tf = tarfile.open(self.path, "r:*")
             except (tarfile.TarError, OSError, EOFError) as exc:
@@ -216,11 +262,20 @@ class Dataset:
                     if not info.is_dir() and info.filename.lower().endswith(_IMAGE_EXT):
                         yield os.path.basename(info.filename), (lambda i=info: zf.read(i))
 
-    def _read_utk(self, split: str | None) -> Iterator[Record]:
-        for name, read in self._utk_entries():
-            labels = parse_utk_name(name)
+    def _labels(self, name: str) -> tuple[int, int, int] | None:
+        """(age, gender, ethnicity) from a file name of this data set's format; FG-NET has ages only."""
+        if self.format == "fgnet":
+            parsed = parse_fgnet_name(name)
+            return None if parsed is None else (parsed[1], UNKNOWN, UNKNOWN)
+        return parse_utk_name(name)
+
+    def _read_images(self, split: str | None, only: set[str] | None) -> Iterator[Record]:
+        for name, read in self._entries():
+            labels = self._labels(name)
             if labels is None:
                 self.skipped.add("badly named file", name)
+                continue
+            if only is not None and name not in only:
                 continue
             s = self._wanted(name, split)
             if s is None:
@@ -236,7 +291,7 @@ class Dataset:
             yield Record(image, *labels, id=name, split=s)
 
     # -- Kaggle CSV ------------------------------------------------------------------------------
-    def _read_csv(self, split: str | None) -> Iterator[Record]:
+    def _read_csv(self, split: str | None, only: set[str] | None) -> Iterator[Record]:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
         with self.path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -246,6 +301,8 @@ class Dataset:
                                     f"age,ethnicity,gender,img_name,pixels (has {reader.fieldnames})")
             for i, row in enumerate(reader, start=2):
                 row_id = (row.get("img_name") or "").strip() or f"row{i}"
+                if only is not None and row_id not in only:
+                    continue
                 s = self._wanted(row_id, split)
                 if s is None:
                     continue

@@ -83,25 +83,23 @@ def bootstrap_mean_interval(x: np.ndarray, resamples: int = 1000, seed: int = 0)
 
 
 def _group(age_t, age_p, g_t, g_p, e_t, e_p) -> dict:
+    """Figures of one group; ``g_t`` None (a data set without gender/ethnicity labels): age figures only."""
     err = age_p - age_t
     n = len(age_t)
     if n == 0:
         return {"n": 0}
-    g_ok = int(((g_p >= 0.5).astype(int) == g_t).sum())
-    e_ok = int((e_p.argmax(1) == e_t).sum())
     cs5 = int((np.abs(err) <= 5).sum())
-    return {
-        "n": int(n),
-        "age_mae": float(np.abs(err).mean()),
-        "age_cs5": cs5 / n,
-        "age_mean_signed_error": float(err.mean()),
-        "gender_accuracy": g_ok / n,
-        "ethnicity_accuracy": e_ok / n,
-        # How far each figure could move on another sample of the same size: the test split is finite
-        # (2,370 faces; 38 in 81+), so a difference inside these is not evidence of a better model.
-        "interval95": {"age_mae": bootstrap_mean_interval(np.abs(err)), "age_cs5": wilson_interval(cs5, n),
-                       "gender_accuracy": wilson_interval(g_ok, n), "ethnicity_accuracy": wilson_interval(e_ok, n)},
-    }
+    # How far each figure could move on another sample of the same size: the test split is finite
+    # (2,370 faces; 38 in 81+), so a difference inside these is not evidence of a better model.
+    out = {"n": int(n), "age_mae": float(np.abs(err).mean()), "age_cs5": cs5 / n,
+           "age_mean_signed_error": float(err.mean()),
+           "interval95": {"age_mae": bootstrap_mean_interval(np.abs(err)), "age_cs5": wilson_interval(cs5, n)}}
+    if g_t is not None:
+        g_ok = int(((g_p >= 0.5).astype(int) == g_t).sum())
+        e_ok = int((e_p.argmax(1) == e_t).sum())
+        out.update(gender_accuracy=g_ok / n, ethnicity_accuracy=e_ok / n)
+        out["interval95"].update(gender_accuracy=wilson_interval(g_ok, n), ethnicity_accuracy=wilson_interval(e_ok, n))
+    return out
 
 
 COVERAGES = (1.0, 0.95, 0.9, 0.8)
@@ -124,11 +122,29 @@ def gender_by_coverage(g_t: np.ndarray, g_p: np.ndarray, coverages: tuple[float,
     return out
 
 
-def compute_metrics(age_true: np.ndarray, gender_true: np.ndarray, eth_true: np.ndarray,
+def _age_only_metrics(a_t: np.ndarray, a_p: np.ndarray) -> dict:
+    res = {"overall": _group(a_t, a_p, None, None, None, None), "by_age": {}}
+    for lo, hi in AGE_BUCKETS:
+        m = (a_t >= lo) & (a_t <= hi)
+        res["by_age"][bucket_name(lo, hi)] = _group(a_t[m], a_p[m], None, None, None, None)
+    groups = {k: v for k, v in res["by_age"].items() if v["n"]}
+    wa = max(groups, key=lambda k: groups[k]["age_mae"])
+    res["worst"] = {"by_age": {"age_mae": [wa, groups[wa]["age_mae"]]}}
+    res["max_bucket_mae_ratio"] = groups[wa]["age_mae"] / max(res["overall"]["age_mae"], 1e-9)
+    return res
+
+
+def compute_metrics(age_true: np.ndarray, gender_true: np.ndarray | None, eth_true: np.ndarray | None,
                     pred: dict[str, np.ndarray]) -> dict:
-    """Overall metrics and the same per age bucket, gender and ethnicity, with the worst groups named."""
-    a_t, g_t, e_t = age_true.astype(np.float64), gender_true.astype(int), eth_true.astype(int)
-    a_p, g_p, e_p = pred["age"].astype(np.float64), pred["p_female"], pred["ethnicity"]
+    """Overall metrics and the same per age bucket, gender and ethnicity, with the worst groups named.
+
+    ``gender_true`` None (a data set with ages only, e.g. FG-NET): age figures overall and per age bucket only.
+    """
+    a_t, a_p = age_true.astype(np.float64), pred["age"].astype(np.float64)
+    if gender_true is None:
+        return _age_only_metrics(a_t, a_p)
+    g_t, e_t = gender_true.astype(int), eth_true.astype(int)
+    g_p, e_p = pred["p_female"], pred["ethnicity"]
     args = lambda m: (a_t[m], a_p[m], g_t[m], g_p[m], e_t[m], e_p[m])  # noqa: E731
     everyone = np.ones(len(a_t), bool)
     res = {"overall": _group(*args(everyone)), "by_age": {}, "by_gender": {}, "by_ethnicity": {}}
