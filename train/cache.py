@@ -77,14 +77,18 @@ def frame_chip(chip: np.ndarray) -> tuple[np.ndarray, int]:
     return cv2.copyMakeBorder(chip, pad, pad, pad, pad, cv2.BORDER_REFLECT_101), pad
 
 
+def central_face(dets: list[Detection], shape: tuple[int, ...]) -> Detection | None:
+    """The subject of a framed chip: the largest face whose box holds the image centre (mirrored faces in
+    the frame never do); None when there is none."""
+    cy, cx = shape[0] / 2, shape[1] / 2
+    return pick_face([d for d in dets
+                      if d.box[0] <= cx <= d.box[0] + d.box[2] and d.box[1] <= cy <= d.box[1] + d.box[3]])
+
+
 def chip_face(chip: np.ndarray, detector) -> tuple[np.ndarray, Detection | None]:
-    """The framed chip and its subject's detection: the largest face whose box holds the chip's centre
-    (mirrored faces in the frame never do); None when there is none."""
-    image, pad = frame_chip(chip)
-    cy, cx = image.shape[0] / 2, image.shape[1] / 2
-    inside = [d for d in detector.detect(image)
-              if d.box[0] <= cx <= d.box[0] + d.box[2] and d.box[1] <= cy <= d.box[1] + d.box[3]]
-    return image, pick_face(inside)
+    """The framed chip and its subject's detection (None when the detector misses it)."""
+    image, _ = frame_chip(chip)
+    return image, central_face(detector.detect(image), image.shape)
 
 
 def chip_crop(chip: np.ndarray, detector, spec: CropSpec) -> tuple[np.ndarray, bool]:

@@ -8,7 +8,6 @@ not found: the figures are those of the faces the runtime would report. Every pa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def _select_ids(dataset, split: str, limit: int | None, seed: int) -> set[str] |
 
 
 def run_passes(predictor, spec, records, passes: list[tuple[str, int]], *, seed: int = 0, tta_flip: bool = False,
-               total: int | None = None, progress: bool = True) -> tuple[Labels, dict]:
+               total: int | None = None, progress: bool = True, chips: bool = True) -> tuple[Labels, dict]:
     """Labels of the images and a ``PassResult`` per pass; one detector, the model batched over a chunk of
     images times all passes (about three batches of crops: little padding)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -76,7 +75,7 @@ def run_passes(predictor, spec, records, passes: list[tuple[str, int]], *, seed:
         for rec in records:
             labels.ids.append(rec.id); labels.age.append(rec.age)
             labels.gender.append(rec.gender); labels.ethnicity.append(rec.ethnicity)
-            batch.append(_crop_passes(detector, spec, rec, passes, seed))
+            batch.append(_crop_passes(detector, spec, rec, passes, seed, chips))
             if len(batch) * len(passes) >= 3 * BATCH:
                 _classify(predictor, batch, passes, parts, tta_flip)
                 bar.advance(task, len(batch))
@@ -88,13 +87,20 @@ def run_passes(predictor, spec, records, passes: list[tuple[str, int]], *, seed:
     return labels, results
 
 
-def _crop_passes(detector, spec, rec, passes, seed) -> dict:
-    """{pass: crop or None} for one image. The clean detection gives the face width the corruptions scale to."""
+def _crop_passes(detector, spec, rec, passes, seed, chips: bool) -> dict:
+    """{pass: crop or None} for one image. The clean detection gives the face width the corruptions scale to.
+
+    ``chips``: the images are pre-cropped face chips (UTKFace), which are set in a frame of their own
+    reflection first, as the crop cache does for training (``train/cache.frame_chip``), so that the detector
+    sees a face with surroundings and the corruptions act on a whole frame."""
     from edgeag.edge.crop import crop_face
-    from edgeag.train.cache import pick_face
+    from edgeag.train.cache import central_face, frame_chip, pick_face
 
     image = rec.image if rec.image.ndim == 3 else np.repeat(rec.image[:, :, None], 3, axis=2)
-    clean_det = pick_face(detector.detect(image))
+    if chips:
+        image = frame_chip(image)[0]
+    subject = (lambda dets: central_face(dets, image.shape)) if chips else pick_face
+    clean_det = subject(detector.detect(image))
     face_width = clean_det.box[2] if clean_det is not None else None
     out = {}
     for kind, severity in passes:
@@ -102,7 +108,7 @@ def _crop_passes(detector, spec, rec, passes, seed) -> dict:
             img, det = image, clean_det
         else:
             img = corrupt(image, kind, severity, image_rng(seed, rec.id, kind, severity), face_width)
-            det = pick_face(detector.detect(img))
+            det = subject(detector.detect(img))
         out[(kind, severity)] = None if det is None else crop_face(img, det, spec)
     return out
 
@@ -189,9 +195,9 @@ def evaluate_robustness(model: str | Path, data: str | Path, *, split: str = "te
     only = _select_ids(dataset, split, limit, seed)
     total = len(only) if only is not None else len(dataset.ids(split))
     passes = [CLEAN] + [p for p in corruptions if p != CLEAN]
+    has_gender = dataset.format != "fgnet"  # FG-NET: whole photographs; the rest: pre-cropped face chips
     labels, results = run_passes(predictor, spec, dataset.records(split, only), passes, seed=seed,
-                                 tta_flip=tta_flip, total=total, progress=progress)
-    has_gender = dataset.format != "fgnet"
+                                 tta_flip=tta_flip, total=total, progress=progress, chips=has_gender)
     rows = []
     for kind, severity in passes:
         row = {"pass": "clean" if (kind, severity) == CLEAN else describe(kind, severity), "kind": kind,
