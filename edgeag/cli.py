@@ -49,8 +49,6 @@ def train(
     depth: float = typer.Option(1.0, help="Block-count multiplier."),
     expansion: int = typer.Option(3, help="Inverted-residual expansion (mobilenet, efficientnet)."),
     dropout: float = typer.Option(0.2),
-    gender_branch: int = typer.Option(-1, help="mobilenet stage (0-5) whose output feeds gender's own layers "
-                                      "(-1: gender reads the features shared with age and ethnicity)."),
     epochs: int = typer.Option(30),
     batch_size: int = typer.Option(128),
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
@@ -61,9 +59,6 @@ def train(
     gender_smoothing: float = typer.Option(0.0, help="Label smoothing of the gender targets (0.1: 0/1 -> 0.05/0.95)."),
     exclude: Optional[Path] = typer.Option(None, "--exclude", help="Ids left out of training (a list, or a CSV "
                                            "with an id column such as `edgeag audit-labels`' suspects.csv)."),
-    oversample: Optional[str] = typer.Option(None, "--oversample", help="LO-HI:K: training faces aged LO to HI "
-                                             "appear K times per epoch (e.g. 0-8:3 for the children).",
-                                             metavar="LO-HI:K"),
     margin: float = typer.Option(0.1, help="Crop margin around the detector box (fraction of its side)."),
     limit: Optional[int] = typer.Option(None, help="Use a random N training records (and N/4 validation): quick runs."),
     seed: int = typer.Option(0),
@@ -73,12 +68,6 @@ def train(
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="A finished run's folder: start from its "
                                              "weights with a new warm-up and cosine cycle (same model settings; "
                                              "the input size may differ)."),
-    mixup: float = typer.Option(0.0, help="Gender mixup: blend each training image with another, the first "
-                                "dominating (weight from Beta(a, a)); gender targets mix, age and ethnicity keep "
-                                "the dominant image's. 0 = off; e.g. 0.2. Training gender accuracy then counts "
-                                "mixed targets as misses."),
-    freeze_shared: bool = typer.Option(False, "--freeze-shared", help="With --init-from and a new "
-                                       "--gender-branch: train only the layers the finished run lacks."),
 ) -> None:
     """Train an age/gender/ethnicity model (needs edgeag\\[train]).
 
@@ -98,13 +87,11 @@ def train(
 
     _require_tf()
     mcfg = ModelConfig(arch=arch, input_size=input_size, channels=channels, width=width, depth=depth,
-                       dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2,
-                       gender_branch=gender_branch)
+                       dropout=dropout, expansion=expansion, stem_stride=1 if input_size <= 64 else 2)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, age_loss=age_loss, patience=patience,
                        seed=seed, augment=augment, limit=limit,
                        init_from=str(init_from) if init_from else None, gender_smoothing=gender_smoothing,
-                       exclude=str(exclude) if exclude else None, oversample=oversample,
-                       freeze_shared=freeze_shared, mixup=mixup,
+                       exclude=str(exclude) if exclude else None,
                        loss_weights={"age": 0.1, "gender": gender_weight, "ethnicity": 0.5})
     m = run_train(data, out, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, crop_margin=margin,
                   cache_dir=cache_dir)
@@ -138,9 +125,9 @@ def soup(
 
     _require_tf()
     m = run_soup(runs, data, out, split_file=split_file, seed=seed, cache_dir=cache_dir)
-    for run, o in m["ingredients"].items():
+    for ingredient, o in m["ingredients"].items():
         if o:
-            err_console.print(f"  {run}: val age MAE {o['age_mae']:.3f}, gender {100 * o['gender_accuracy']:.2f}%, "
+            err_console.print(f"  {ingredient}: val age MAE {o['age_mae']:.3f}, gender {100 * o['gender_accuracy']:.2f}%, "
                               f"ethnicity {100 * o['ethnicity_accuracy']:.2f}%", highlight=False)
     o = m["overall"]
     err_console.print(f"[green]soup[/]: val age MAE {o['age_mae']:.3f}, CS@5 {100 * o['age_cs5']:.1f}%, "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -43,48 +42,9 @@ class TrainConfig:
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
     exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)
-    oversample: str | None = None  # "LO-HI:K": training faces aged LO..HI seen K times per epoch
-    freeze_shared: bool = False  # with init_from: train only the layers the finished run lacks (a new branch)
-    mixup: float = 0.0  # Beta(alpha, alpha) of gender mixup (see mix_gender); 0: off
 
 
-def parse_oversample(spec: str) -> tuple[float, float, int]:
-    """``"0-8:3"`` -> (0, 8, 3): an inclusive age range and how many times its faces appear per epoch."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*:\s*(\d+)\s*", spec)
-    if not m or float(m[1]) > float(m[2]) or int(m[3]) < 1:
-        raise BadInputError(f"--oversample wants LO-HI:K (ages LO to HI, K >= 1 copies), e.g. 0-8:3; got {spec!r}")
-    return float(m[1]), float(m[2]), int(m[3])
-
-
-def oversample_ages(crops: CropSet, lo: float, hi: float, k: int) -> CropSet:
-    """The crops with those aged ``lo``..``hi`` repeated to ``k`` copies (augmentation makes the copies differ)."""
-    inside = np.flatnonzero((crops.age >= lo) & (crops.age <= hi))
-    if k == 1 or len(inside) == 0:
-        return crops
-    return crops.select(np.concatenate([np.arange(len(crops))] + [inside] * (k - 1)))
-
-
-def mix_gender(x, targets: dict, alpha: float):
-    """Mixup for the gender head (tf ops, one batch): each image blended with another of the batch at weight
-    lam = max(b, 1 - b), b ~ Beta(alpha, alpha), so the first image dominates; the gender target is mixed at
-    the same weight, age and ethnicity keep the dominant image's labels (a blended age is not an age)."""
-    import tensorflow as tf
-
-    n = tf.shape(x)[0]
-    a, b = tf.random.gamma([n], alpha), tf.random.gamma([n], alpha)
-    lam = a / (a + b + 1e-12)
-    lam = tf.maximum(lam, 1.0 - lam)
-    perm = tf.random.shuffle(tf.range(n))
-    w = tf.reshape(lam, [-1, 1, 1, 1])
-    x = w * x + (1.0 - w) * tf.gather(x, perm)
-    g = targets["gender"]
-    out = dict(targets)
-    out["gender"] = tf.reshape(lam, [-1, 1]) * g + (1.0 - tf.reshape(lam, [-1, 1])) * tf.gather(g, perm)
-    return x, out
-
-
-def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False,
-                mixup: float = 0.0):
+def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False):
     import tensorflow as tf
 
     y = {"age": crops.age.reshape(-1, 1), "gender": crops.gender.astype(np.float32).reshape(-1, 1),
@@ -97,8 +57,6 @@ def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, a
     ds = ds.batch(batch).map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
         ds = ds.map(lambda x, t: (augment(x), t), num_parallel_calls=tf.data.AUTOTUNE)
-    if mixup > 0:
-        ds = ds.map(lambda x, t: mix_gender(x, t, mixup), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(2)
 
 
@@ -206,7 +164,7 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
 
 
 def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from",
-                     may_differ: tuple[str, ...] = ("input_size", "size", "gender_branch")) -> None:
+                     may_differ: tuple[str, ...] = ("input_size", "size")) -> None:
     """Refuse the finished run ``run`` unless its weights fit ``mcfg``/``spec`` (``what`` names it in the message).
 
     The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
@@ -232,38 +190,16 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
                             f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)}); pass the same settings")
 
 
-def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec, freeze: bool = False) -> None:
+def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
     """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop margin).
 
     Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
     run are extended (a warm restart); at a higher input size it is progressive resizing.
-    ``freeze`` keeps every copied layer fixed (batch norm in inference mode): only new layers train.
     """
     import keras
 
     check_compatible(run, mcfg, spec)
-    src = keras.models.load_model(run / "model.keras", compile=False)
-    if mcfg.gender_branch == json.loads((run / "config.json").read_text())["model"].get("gender_branch", -1):
-        if freeze:
-            raise BadInputError(f"--freeze-shared: {run} has every layer of this model, so nothing would train "
-                                "(add or move a --gender-branch)")
-        model.set_weights(src.get_weights())
-        return
-    # A gender branch added or moved: copy every layer the two share by name and shape; the rest start fresh.
-    theirs = {layer.name: layer for layer in src.layers}
-    fresh = []
-    for layer in model.layers:
-        mine = layer.get_weights()
-        other = theirs[layer.name].get_weights() if layer.name in theirs else None
-        if other is not None and [w.shape for w in other] == [w.shape for w in mine]:
-            layer.set_weights(other)
-            layer.trainable = not freeze
-        elif mine:
-            fresh.append(layer.name)
-    from rich.console import Console
-
-    Console(stderr=True).print(f"--init-from: {len(fresh)} layers start fresh (not in {run}): "
-                               f"{', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}", highlight=False)
+    model.set_weights(keras.models.load_model(run / "model.keras", compile=False).get_weights())
 
 
 def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
@@ -279,15 +215,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
     if not 0 <= tcfg.gender_smoothing < 1:
         raise BadInputError(f"--gender-smoothing must be in [0, 1), got {tcfg.gender_smoothing}")
-    oversample = parse_oversample(tcfg.oversample) if tcfg.oversample else None
-    if mcfg.gender_branch >= 0 and (mcfg.arch != "mobilenet" or mcfg.gender_branch > 5):
-        raise BadInputError(f"--gender-branch {mcfg.gender_branch}: a mobilenet stage 0-5, or -1 for none")
     if tcfg.augment not in AUGMENTATIONS:
         raise BadInputError(f"unknown augmentation {tcfg.augment!r}; choose from {', '.join(AUGMENTATIONS)}")
-    if tcfg.mixup < 0:
-        raise BadInputError(f"--mixup must be >= 0 (0: off), got {tcfg.mixup}")
-    if tcfg.freeze_shared and not tcfg.init_from:
-        raise BadInputError("--freeze-shared needs --init-from (the run whose layers are kept fixed)")
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
     mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
     out = Path(out)
@@ -310,11 +239,6 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         console.print(f"--exclude: left {excluded} training records out (validation untouched)", highlight=False)
     if tcfg.limit:
         tr, va = tr.sample(tcfg.limit, tcfg.seed), va.sample(max(1, tcfg.limit // 4), tcfg.seed)
-    # Fitting sees the oversampled set; batch-norm statistics and the counts stay those of the real data.
-    tr_fit = oversample_ages(tr, *oversample) if oversample else tr
-    repeated = len(tr_fit) - len(tr)
-    if oversample:
-        console.print(f"--oversample {tcfg.oversample}: {repeated} extra training crops per epoch", highlight=False)
     if len(tr) == 0 or len(va) == 0:
         raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
     console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
@@ -331,8 +255,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     start_age = float(np.median(tr.age) if tcfg.age_loss in ("l1", "distribution") else tr.age.mean())
     model = build_model(mcfg, mean_age=start_age)
     if tcfg.init_from:
-        _init_weights(model, Path(tcfg.init_from), mcfg, spec, freeze=tcfg.freeze_shared)
-    steps = int(np.ceil(len(tr_fit) / tcfg.batch_size))
+        _init_weights(model, Path(tcfg.init_from), mcfg, spec)
+    steps = int(np.ceil(len(tr) / tcfg.batch_size))
     total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         tcfg.lr / 10, decay_steps=max(1, total - steps), warmup_target=tcfg.lr, warmup_steps=steps)
@@ -362,7 +286,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]},
         "data": {"path": str(Path(data)), "split_file": str(split_file) if split_file else None,
                  "train": len(tr), "val": len(va), "no_face_fallback": int(crops.fallback.sum()),
-                 "excluded_from_train": excluded, "oversampled_extra": repeated},
+                 "excluded_from_train": excluded},
         "params": model.count_params(),
         "macs": count_macs(model),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -375,7 +299,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
 
         augment = augmenter(DegradeConfig() if tcfg.augment == "camera" else None, spec.margin)
     dist = mcfg.age_head == "distribution"
-    ds_tr = _tf_dataset(tr_fit, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist, mixup=tcfg.mixup)
+    ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist)
     ds_va = _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist)
     ckpt = out / "model.keras"
     backup = out / "backup"

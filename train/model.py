@@ -53,7 +53,6 @@ class ModelConfig:
     expansion: int = 3  # inverted-residual expansion (MobileNetV2 uses 6; 3 trains ~1.5x faster here)
     fused_stages: int = 0  # leading stages built as Fused-MBConv instead of depthwise blocks
     age_head: str = "regression"  # or "distribution" (label-distribution learning, see build_model)
-    gender_branch: int = -1  # mobilenet stage whose output feeds gender's own layers; -1: the shared features
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,9 +114,8 @@ def _fused_block(x, expand: int, out: int, stride: int, name: str):
 MOBILENET_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 128, 3, 2)]
 
 
-def _mobilenet(x, cfg: ModelConfig, taps: dict | None = None):
+def _mobilenet(x, cfg: ModelConfig):
     # The first `fused_stages` stages use Fused-MBConv (see _fused_block), the rest depthwise-separable blocks.
-    # `taps` (if given) receives each stage's output by stage index.
     x = _conv_bn(x, _ch(32, cfg.width), 3, cfg.stem_stride, name="stem")
     for si, (t, c, n, s) in enumerate(MOBILENET_STAGES):
         t = min(t, cfg.expansion)
@@ -126,26 +124,7 @@ def _mobilenet(x, cfg: ModelConfig, taps: dict | None = None):
                 x = _fused_block(x, min(t, 4), _ch(c, cfg.width), s if bi == 0 else 1, name=f"f{si}_{bi}")
             else:
                 x = _inverted_residual(x, t, _ch(c, cfg.width), s if bi == 0 else 1, name=f"b{si}_{bi}")
-        if taps is not None:
-            taps[si] = x
     return _conv_bn(x, _ch(512, cfg.width), 1, name="top")
-
-
-def _gender_branch(x, cfg: ModelConfig):
-    """Gender's own layers on a mid-level stage output (``cfg.gender_branch``), for testing whether gender
-    loses something in the top features it shares with age (which pull all infants together). Measured on
-    the default model: it does not (MODEL_CARD.md, "What moved the needle"); kept as an option.
-
-    Down to the 1/16 resolution of stage 4 with stride-2 blocks (a fixed count per tap, so the layer set
-    does not depend on the input size), one block, a 1x1 conv, pooling and dropout."""
-    stride2 = sum(1 for _, _, _, s in MOBILENET_STAGES[cfg.gender_branch + 1:5] if s == 2)
-    h = x
-    for i in range(stride2):
-        h = _inverted_residual(h, cfg.expansion, _ch(64, cfg.width), 2, name=f"g{i}")
-    h = _inverted_residual(h, cfg.expansion, _ch(128, cfg.width), 1, name=f"g{stride2}")
-    h = _conv_bn(h, _ch(256, cfg.width), 1, name="g_top")
-    h = layers.GlobalAveragePooling2D(name="g_pool")(h)
-    return layers.Dropout(cfg.dropout, name="g_dropout")(h)
 
 
 def _efficientnet(x, cfg: ModelConfig):
@@ -180,14 +159,7 @@ def build_model(cfg: ModelConfig, mean_age: float = 33.0) -> keras.Model:
         raise ValueError(f"unknown architecture {cfg.arch!r}; choose from {', '.join(ARCHS)}")
     inp = keras.Input((cfg.input_size, cfg.input_size, cfg.channels), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(inp)
-    taps: dict = {}
-    if cfg.gender_branch >= 0 and not (cfg.arch == "mobilenet" and cfg.gender_branch < len(MOBILENET_STAGES)):
-        raise ValueError(f"gender_branch {cfg.gender_branch}: needs the mobilenet architecture and a stage "
-                         f"0..{len(MOBILENET_STAGES) - 1}")
-    if cfg.arch == "mobilenet":
-        x = _mobilenet(x, cfg, taps)
-    else:
-        x = {"resnet": _resnet, "efficientnet": _efficientnet}[cfg.arch](x, cfg)
+    x = {"mobilenet": _mobilenet, "resnet": _resnet, "efficientnet": _efficientnet}[cfg.arch](x, cfg)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
     outputs = {}
@@ -205,8 +177,7 @@ def build_model(cfg: ModelConfig, mean_age: float = 33.0) -> keras.Model:
         age = layers.Dense(1, name="age", bias_initializer=keras.initializers.Constant(mean_age))(x)
     else:
         raise ValueError(f"unknown age head {cfg.age_head!r}; choose from {', '.join(AGE_HEADS)}")
-    g = _gender_branch(taps[cfg.gender_branch], cfg) if cfg.gender_branch >= 0 else x
-    gender = layers.Dense(1, activation="sigmoid", name="gender")(g)
+    gender = layers.Dense(1, activation="sigmoid", name="gender")(x)
     ethnicity = layers.Dense(5, activation="softmax", name="ethnicity")(x)
     outputs.update(age=age, gender=gender, ethnicity=ethnicity)
     return keras.Model(inp, outputs, name=f"edgeag_{cfg.arch}")
