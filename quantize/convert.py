@@ -6,8 +6,6 @@ outputs, calibrated on crops of the training split made by the same ``crop_face`
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,28 +15,10 @@ import numpy as np
 from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.edge.metadata import write_metadata
-from edgeag.errors import BadInputError, EdgeagError, ModelError
+from edgeag.errors import BadInputError, EdgeagError
+from edgeag.train.run_folder import load_model_dir
 
 MODES = ("int8", "float16", "dynamic", "float32")
-
-
-def load_model_dir(model_dir: str | Path) -> tuple[object, dict]:
-    """(Keras model, config.json) of a folder written by ``edgeag train``."""
-    d = Path(model_dir)
-    if not d.is_dir():
-        raise ModelError(f"not a model folder: {d} (expected the --out folder of `edgeag train`)")
-    if not (d / "model.keras").is_file() or not (d / "config.json").is_file():
-        raise ModelError(f"{d} lacks model.keras or config.json: is it a folder written by `edgeag train`?")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    try:
-        config = json.loads((d / "config.json").read_text())
-        # compile=False: inference needs no loss, and a custom one (age_distribution_loss) need not be imported.
-        model = keras.models.load_model(d / "model.keras", compile=False)
-    except Exception as exc:
-        raise ModelError(f"cannot load model from {d}: {exc}") from None
-    return model, config
 
 
 def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:

@@ -160,7 +160,7 @@ def test_int8_quantization_matches_float_and_carries_metadata(tiny_run, tmp_path
     from edgeag.train.datasets import Dataset
     from edgeag.edge.crop import CropSpec
     from edgeag.train.evaluate import KerasPredictor
-    from edgeag.quantize.convert import load_model_dir
+    from edgeag.train.run_folder import load_model_dir
 
     q = tmp_path / "m.tflite"
     r = subprocess.run([sys.executable, "-m", "edgeag.cli", "quantize", str(out), "--data", str(tar),

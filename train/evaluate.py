@@ -287,7 +287,7 @@ def load_predictor(model: str | Path, threads: int | None = None):
 
     p = Path(model)
     if p.is_dir():
-        from edgeag.quantize.convert import load_model_dir
+        from edgeag.train.run_folder import load_model_dir
 
         keras_model, config = load_model_dir(p)
         return KerasPredictor(keras_model), CropSpec.from_dict(config["crop"]), f"{p.name} (Keras float32)"

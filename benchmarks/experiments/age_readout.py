@@ -82,7 +82,8 @@ def main(
     from edgeag.edge.metadata import write_metadata
     from edgeag.errors import BadInputError
     from edgeag.edge.crop import CropSpec
-    from edgeag.quantize.convert import build_metadata, convert, export_model, load_model_dir, representative_crops
+    from edgeag.quantize.convert import build_metadata, convert, export_model, representative_crops
+    from edgeag.train.run_folder import load_model_dir
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
     from edgeag.train.evaluate import evaluate_model, predict_all
