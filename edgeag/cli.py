@@ -75,13 +75,6 @@ def train(
     the same command again continues from the last finished epoch. --init-from trains on from a
     finished run (a warm restart) into a new OUT.
     """
-    from edgeag.train.datasets import Dataset
-
-    if Dataset(data).evaluation_only:  # before TensorFlow loads: a quick, clear refusal
-        from edgeag.errors import BadInputError
-
-        raise BadInputError(f"{data} is FG-NET, an evaluation set only: train on UTKFace and evaluate on it "
-                            "with `edgeag evaluate MODEL --data FGNET.tar`")
     from edgeag.train.fit import TrainConfig, train as run_train
     from edgeag.train.model import ModelConfig
 

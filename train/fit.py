@@ -202,31 +202,23 @@ def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
     model.set_weights(keras.models.load_model(run / "model.keras", compile=False).get_weights())
 
 
-def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
-          model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
-          crop_margin: float = 0.1, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Train on ``data`` and write the model folder ``out``. Returns the validation metrics.
-
-    Ctrl-C stops training and still writes everything from the best epoch so far.
-    """
-    mcfg = model_cfg or ModelConfig()
-    tcfg = train_cfg or TrainConfig()
+def _check(tcfg: TrainConfig) -> None:
+    """Refuse bad settings before any data is read."""
     if tcfg.age_loss not in AGE_LOSSES:
         raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
     if not 0 <= tcfg.gender_smoothing < 1:
         raise BadInputError(f"--gender-smoothing must be in [0, 1), got {tcfg.gender_smoothing}")
     if tcfg.augment not in AUGMENTATIONS:
         raise BadInputError(f"unknown augmentation {tcfg.augment!r}; choose from {', '.join(AUGMENTATIONS)}")
-    # The age loss decides the head: a label distribution needs the softmax-over-ages head.
-    mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = CropSpec(size=mcfg.input_size, channels=mcfg.channels, margin=crop_margin)
-    dataset = Dataset(data, split_file, seed=tcfg.seed)
-    from rich.console import Console
 
-    console = Console(stderr=True)
+
+def _training_crops(data, split_file, spec: CropSpec, tcfg: TrainConfig, cache_dir, progress: bool, console):
+    """(train crops, val crops, info for config.json): cached crops, less ``--exclude``d ids, ``--limit``ed."""
     t_prep = time.time()
+    dataset = Dataset(data, split_file, seed=tcfg.seed)
+    if dataset.evaluation_only:
+        raise BadInputError(f"{data} is FG-NET, an evaluation set only: train on UTKFace and evaluate on it "
+                            "with `edgeag evaluate MODEL --data FGNET.tar`")
     crops, skipped = load_crops(dataset, spec, None, cache_dir=cache_dir, progress=progress)
     tr, va = crops.subset("train"), crops.subset("val")
     excluded = 0
@@ -244,11 +236,17 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
                   f"({int(crops.fallback.sum())} without a detected face used whole; {skipped.summary()}) "
                   f"in {time.time() - t_prep:.0f}s", highlight=False)
+    info = {"path": str(Path(data)), "split_file": str(split_file) if split_file else None, "train": len(tr),
+            "val": len(va), "no_face_fallback": int(crops.fallback.sum()), "excluded_from_train": excluded}
+    return tr, va, info
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def _compiled_model(mcfg: ModelConfig, tcfg: TrainConfig, spec: CropSpec, tr: CropSet, steps: int):
+    """The model (fresh, or a finished run's weights), compiled with AdamW, warm-up + cosine decay and the
+    losses by head."""
     import keras
 
-    from edgeag.train.model import age_distribution_loss, build_model, count_macs
+    from edgeag.train.model import age_distribution_loss, build_model
 
     keras.utils.set_random_seed(tcfg.seed)
     # Start the age head at the loss's best constant (median for L1, mean otherwise).
@@ -256,55 +254,44 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     model = build_model(mcfg, mean_age=start_age)
     if tcfg.init_from:
         _init_weights(model, Path(tcfg.init_from), mcfg, spec)
-    steps = int(np.ceil(len(tr) / tcfg.batch_size))
-    total = steps * tcfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
-        tcfg.lr / 10, decay_steps=max(1, total - steps), warmup_target=tcfg.lr, warmup_steps=steps)
+        tcfg.lr / 10, decay_steps=max(1, steps * tcfg.epochs - steps), warmup_target=tcfg.lr, warmup_steps=steps)
     age_loss = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "distribution": "mean_absolute_error",
                 "huber": keras.losses.Huber(delta=3.0)}[tcfg.age_loss]
-    gender_loss = keras.losses.BinaryCrossentropy(label_smoothing=tcfg.gender_smoothing)
-    losses = {"age": age_loss, "gender": gender_loss, "ethnicity": "sparse_categorical_crossentropy"}
+    losses = {"age": age_loss, "gender": keras.losses.BinaryCrossentropy(label_smoothing=tcfg.gender_smoothing),
+              "ethnicity": "sparse_categorical_crossentropy"}
     weights = dict(tcfg.loss_weights)
     if mcfg.age_head == "distribution":
         losses["age_logits"] = age_distribution_loss
         weights.setdefault("age_logits", 1.0)
         tcfg.loss_weights = weights
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=tcfg.weight_decay),
-        loss=losses,
-        loss_weights=weights,
-        metrics={"age": ["mae"], "gender": ["binary_accuracy"], "ethnicity": ["sparse_categorical_accuracy"]},
-    )
-    config = {
-        "edgeag_version": __version__,
-        "model": mcfg.to_dict(),
-        "crop": spec.to_dict(),
-        "train": asdict(tcfg),
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=tcfg.weight_decay), loss=losses,
+                  loss_weights=weights, metrics={"age": ["mae"], "gender": ["binary_accuracy"],
+                                                 "ethnicity": ["sparse_categorical_accuracy"]})
+    return model
+
+
+def _run_config(mcfg: ModelConfig, tcfg: TrainConfig, spec: CropSpec, data_info: dict, model) -> dict:
+    """config.json: everything to rebuild the model and to prepare its input."""
+    from edgeag.train.model import count_macs
+
+    return {
+        "edgeag_version": __version__, "model": mcfg.to_dict(), "crop": spec.to_dict(), "train": asdict(tcfg),
         "input": {"dtype": "uint8", "range": [0, 255], "normalisation": "inside the model: x / 127.5 - 1",
                   "color": "RGB" if spec.channels == 3 else "gray"},
         "heads": {"age": "years (regression)", "gender": "P(female)", "ethnicity": "softmax over labels"},
         "labels": {"gender": ["male", "female"], "ethnicity": ["White", "Black", "Asian", "Indian", "Others"]},
-        "data": {"path": str(Path(data)), "split_file": str(split_file) if split_file else None,
-                 "train": len(tr), "val": len(va), "no_face_fallback": int(crops.fallback.sum()),
-                 "excluded_from_train": excluded},
-        "params": model.count_params(),
-        "macs": count_macs(model),
+        "data": data_info, "params": model.count_params(), "macs": count_macs(model),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / "config.json").write_text(json.dumps(config, indent=2))
 
-    augment = None
-    if tcfg.augment != "none":
-        from edgeag.train.augment import DegradeConfig, augmenter
 
-        augment = augmenter(DegradeConfig() if tcfg.augment == "camera" else None, spec.margin)
-    dist = mcfg.age_head == "distribution"
-    ds_tr = _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist)
-    ds_va = _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist)
-    ckpt = out / "model.keras"
-    backup = out / "backup"
-    # A per-epoch backup (weights, optimizer, epoch) lets a killed run continue where it stopped;
-    # Keras deletes it when fit() completes. On resume, keep the history and the best val_loss so far.
+def _fit(model, ds_tr, ds_va, out: Path, tcfg: TrainConfig, steps: int, progress: bool, console) -> dict:
+    """Fit with a best checkpoint, early stopping and a per-epoch backup (a killed run resumes where it
+    stopped; Keras deletes the backup when fit() completes). Returns the run's timing for config.json."""
+    import keras
+
+    ckpt, backup = out / "model.keras", out / "backup"
     best_so_far, epochs_before = _previous_history(out / "history.csv") if backup.is_dir() else (None, 0)
     if epochs_before:
         console.print(f"resuming after epoch {epochs_before} from {backup}", highlight=False)
@@ -314,11 +301,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
                                         initial_value_threshold=best_so_far),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg.patience, restore_best_weights=True),
         keras.callbacks.CSVLogger(out / "history.csv", append=bool(epochs_before)),
-    ]
-    if progress:
-        callbacks.append(_progress_callback(tcfg.epochs, steps))
-    t0 = time.time()
-    interrupted = False
+    ] + ([_progress_callback(tcfg.epochs, steps)] if progress else [])
+    t0, interrupted = time.time(), False
     try:
         model.fit(ds_tr, validation_data=ds_va, epochs=tcfg.epochs, callbacks=callbacks, verbose=0)
     except KeyboardInterrupt:
@@ -330,17 +314,57 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     if (out / "history.csv").is_file() and (out / "history.csv").stat().st_size > 0:
         plot_history(out / "history.csv", out / "curves.png")
     epochs_run = _previous_history(out / "history.csv")[1]
-    config.update(train_seconds=round(wall, 1), epochs_run=epochs_run, interrupted=interrupted,
-                  seconds_per_epoch=round(wall / max(1, epochs_run - epochs_before), 1),
-                  resumed_after_epoch=epochs_before)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return dict(train_seconds=round(wall, 1), epochs_run=epochs_run, interrupted=interrupted,
+                seconds_per_epoch=round(wall / max(1, epochs_run - epochs_before), 1),
+                resumed_after_epoch=epochs_before)
+
+
+def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = None,
+          model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
+          crop_margin: float = 0.1, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Train on ``data`` and write the model folder ``out``. Returns the validation metrics.
+
+    Ctrl-C stops training and still writes everything from the best epoch so far.
+    """
+    mcfg, tcfg = model_cfg or ModelConfig(), train_cfg or TrainConfig()
+    _check(tcfg)
+    # The age loss decides the head: a label distribution needs the softmax-over-ages head.
+    mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
+    spec = CropSpec(size=mcfg.input_size, channels=mcfg.channels, margin=crop_margin)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    tr, va, data_info = _training_crops(data, split_file, spec, tcfg, cache_dir, progress, console)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    steps = int(np.ceil(len(tr) / tcfg.batch_size))
+    model = _compiled_model(mcfg, tcfg, spec, tr, steps)
+    config = _run_config(mcfg, tcfg, spec, data_info, model)
+    (out / "config.json").write_text(json.dumps(config, indent=2))  # --init-from and resuming read it
+
+    augment = None
+    if tcfg.augment != "none":
+        from edgeag.train.augment import DegradeConfig, augmenter
+
+        augment = augmenter(DegradeConfig() if tcfg.augment == "camera" else None, spec.margin)
+    dist = mcfg.age_head == "distribution"
+    config.update(_fit(model, _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist),
+                       _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist), out, tcfg, steps, progress,
+                       console))
+    return _finish(out, config, tr, va, tcfg.seed, progress)
+
+
+def _finish(out: Path, config: dict, tr: CropSet, va: CropSet, seed: int, progress: bool) -> dict:
+    """Batch norm re-estimated on the clean training crops, config.json completed, validation report."""
+    import keras
 
     from edgeag.train.evaluate import KerasPredictor, evaluate_crops, write_report
 
-    best = keras.models.load_model(ckpt)
+    best = keras.models.load_model(out / "model.keras")
     t_bn = time.time()
-    recalibrate_batchnorm(best, tr.x, seed=tcfg.seed, progress=progress)
-    best.save(ckpt)
+    recalibrate_batchnorm(best, tr.x, seed=seed, progress=progress)
+    best.save(out / "model.keras")
     config.update(bn_recalibrated=True, bn_recalibration_seconds=round(time.time() - t_bn, 1))
     (out / "config.json").write_text(json.dumps(config, indent=2))
     metrics = evaluate_crops(KerasPredictor(best), va, split="val")
