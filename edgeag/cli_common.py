@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from enum import Enum
 
 import typer
 from rich.console import Console
@@ -22,6 +23,23 @@ err_console = Console(stderr=True, highlight=False)
 # One text for `run`, `predict` and `serve` (figures: MODEL_CARD.md, gender reported only above a confidence).
 MIN_GENDER_CONFIDENCE_HELP = ("Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always "
                               "state it; 0.72 left 10% of test faces unknown, 96% right on the rest).")
+
+
+class Detector(str, Enum):
+    """The --detector choices: the bundled BlazeFace models (= edgeag.edge.detector.DETECTORS, tested)."""
+
+    full = "full"
+    short = "short"
+
+
+DEFAULT_DETECTOR = Detector.full  # = edgeag.edge.detector.DEFAULT_DETECTOR (chosen by measurement, README)
+
+
+def detector_option():
+    """The one declaration of --detector (run, predict, serve, benchmark); a wrong value exits 2 with the choices."""
+    return typer.Option(DEFAULT_DETECTOR, "--detector", case_sensitive=False,
+                        help="Face detector: full range (faces from about 30 px: a room, a door, up to about 5 m) or "
+                             "short range (faces over about 70 px, within about a metre; about 4x cheaper).")
 
 
 def quiet_native_logs() -> None:

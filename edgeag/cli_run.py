@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, Detector, detector_option, err_console, handle_errors
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
 
 _MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
@@ -73,6 +73,7 @@ def run(
     stream: Optional[str] = typer.Option(None, "--stream", metavar="URL", help="Stream URL: rtsp://, http(s)://, tcp://, udp://."),
     model: Optional[Path] = typer.Option(None, "--model", metavar="FILE", help=_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads (Raspberry Pi: 4)."),
+    detector: Detector = detector_option(),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="Analyse at most N faces per frame."),
@@ -121,7 +122,8 @@ def run(
             _note(f"{why}: running headless (--headless hides this note)")
         if not sinks and not quiet:
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
-        options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
+        options = FaceAnalyzerOptions(model_path=model, threads=threads, detector=detector.value,
+                                      min_confidence=min_confidence,
                                       max_faces=max_faces, video=not is_images, smooth=not no_smooth,
                                       min_gender_confidence=min_gender_confidence)
         with FaceAnalyzer(options) as analyzer:
@@ -177,6 +179,7 @@ def predict(
                                  '{"file": ..., "faces": [...]} (or "error").'),
     model: Optional[Path] = typer.Option(None, "--model", metavar="FILE", help=_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads."),
+    detector: Detector = detector_option(),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="At most N faces per image."),
@@ -215,6 +218,7 @@ def predict(
             else:
                 if fa is None:  # models load only once an image was read
                     fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
+                                                          detector=detector.value,
                                                           min_confidence=min_confidence, max_faces=max_faces,
                                                           min_gender_confidence=min_gender_confidence))
                 faces = [f.to_dict() for f in fa.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))]

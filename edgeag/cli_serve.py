@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, Detector, detector_option, err_console, handle_errors
 
 
 @handle_errors
@@ -19,6 +19,7 @@ def serve(
     threads: int = typer.Option(1, min=1, help="LiteRT threads per analyzer."),
     workers: int = typer.Option(2, min=1, help="Analyzers in the pool = images analysed in parallel "
                                 "(workers x threads should not exceed the CPU cores)."),
+    detector: Detector = detector_option(),
     min_confidence: float = typer.Option(0.5, min=0.0, max=1.0, help="Face detector score threshold."),
     min_gender_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help=MIN_GENDER_CONFIDENCE_HELP),
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload, in MB (larger: 413)."),
@@ -49,7 +50,8 @@ def serve(
     # Bind first (a busy port is a clear error before seconds of model loading), then load the model once.
     sock = bind_socket(host, port)
     try:
-        options = ServerOptions(model_path=model, threads=threads, workers=workers, min_confidence=min_confidence,
+        options = ServerOptions(model_path=model, threads=threads, workers=workers, detector=detector.value,
+                                min_confidence=min_confidence,
                                 min_gender_confidence=min_gender_confidence,
                                 max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side)
         app = create_app(options=options)
