@@ -47,7 +47,7 @@ SHORT = BlazeFaceSpec("short", "face_detection_short_range.tflite", 128, (8, 16,
                       "BlazeFace short range: 128x128 input, faces within about 2 m of a webcam")
 FULL = BlazeFaceSpec("full", "face_detection_full_range_sparse.tflite", 192, (4,), False, 2304,
                      "BlazeFace full range (sparse): 192x192 input, faces down to about 30 px, up to about 5 m")
-SPECS = {s.name: s for s in (SHORT, FULL)}
+SPECS = {s.name: s for s in (FULL, SHORT)}
 SUPPRESSION_IOU = 0.3  # MediaPipe's min_suppression_threshold for both models
 NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion
 
