@@ -102,7 +102,7 @@ class BenchConfig:
     data: Path | None = None
     split_file: Path | None = None
     split: str = "test"
-    detector: str | None = None  # --detector: full | short; None = the default
+    detector: str | None = None  # --detector: auto | full | short; None = the default
     accuracy: bool = True  # with data: evaluate each model on the split
     seed: int = 0
 
@@ -637,7 +637,7 @@ def run_benchmark(cfg: BenchConfig, log=None) -> dict:
     ``log`` (a callable taking a string) receives progress lines; None for silence.
     """
     from edgeag.edge.classifier import bundled_model_path
-    from edgeag.edge.detector import DEFAULT_DETECTOR, detector_path
+    from edgeag.edge.detector import DEFAULT_DETECTOR, detector_paths
 
     say = log or (lambda s: None)
     if cfg.frames < 1:
@@ -649,7 +649,7 @@ def run_benchmark(cfg: BenchConfig, log=None) -> dict:
     if cfg.width < 64 or cfg.height < 64:
         raise BadInputError("frame size must be at least 64x64")
     models = check_models(cfg.models or [bundled_model_path()])
-    detector = detector_path(cfg.detector)
+    detectors = detector_paths(cfg.detector)
     if cfg.split_file and not cfg.data:
         raise BadInputError("--split-file needs --data")
     if cfg.split_file and not Path(cfg.split_file).is_file():
@@ -718,8 +718,8 @@ def run_benchmark(cfg: BenchConfig, log=None) -> dict:
                  "face_size_px": round(places[0][2]) if places else round(face_grid(cfg.faces, cfg.width,
                                                                                        cfg.height)[0][2]),
                  "pipeline": "edgeag.edge.runner.run_loop, track=True, JSON Lines to the null device, overlay drawn"},
-        "detector": {"name": cfg.detector or DEFAULT_DETECTOR, "path": detector.name,
-                     "size_bytes": detector.stat().st_size},
+        "detector": {"name": cfg.detector or DEFAULT_DETECTOR, "path": "+".join(p.name for p in detectors),
+                     "size_bytes": sum(p.stat().st_size for p in detectors)},
         "stages": dict(STAGES),
         "runs": runs,
         "targets": check_targets(runs),

@@ -6,7 +6,8 @@
 Real test-split faces (UTKFace chips: the face is about 70% of the chip) are pasted at each size (the chip's
 side, 24 to 192 px) into generated 640x480 scenes without faces (``scenes.py``: rooms, offices, a street,
 foliage), three faces per frame, through sensor noise and JPEG. Every detector sees the same frames and the
-same faces at every size. Per detector and size: detection rate (a detection whose centre lies in the chip),
+same faces at every size. Per detector and size: detection rate (a detection whose centre lies in the chip
+and whose width is 0.4 to 1.6 times the chip's side),
 the median detected box width, and, on the faces found, age MAE and gender accuracy of the bundled
 classifier through the runtime's own ``FaceAnalyzer``. Face-free frames give false detections per frame.
 Frame times are medians of ``FaceAnalyzer.last_timings`` on the busy or idle machine it runs on (the JSON
@@ -83,14 +84,15 @@ def free_frames(n: int, seed: int = 1):
 
 
 def match(faces, truths: list[Truth]) -> tuple[dict[int, object], list]:
-    """Each truth's detected face (its centre inside the chip; best score first), and the unmatched faces."""
+    """Each truth's detected face (centre inside the chip, width 0.4 to 1.6 times its side; best score first),
+    and the faces that match no truth."""
     found: dict[int, object] = {}
     extra = []
     for f in faces:
         x, y, w, h = f.box
         cx, cy = x + w / 2, y + h / 2
         i = next((i for i, t in enumerate(truths) if i not in found and t.x <= cx <= t.x + t.side
-                  and t.y <= cy <= t.y + t.side), None)
+                  and t.y <= cy <= t.y + t.side and 0.4 * t.side <= w <= 1.6 * t.side), None)
         if i is None:
             extra.append(f)
         else:

@@ -19,50 +19,46 @@ from edgeag.edge.blazeface import SPECS, anchors, decode, letterbox, spec_for_in
 from edgeag.edge.crop import Detection
 from edgeag.errors import BadInputError, ModelError
 
-DETECTORS = tuple(SPECS)  # the --detector choices
-DEFAULT_DETECTOR = "full"  # chosen by measurement for a room-watching 640x480 camera (README, face-size benchmark)
+AUTO = "auto"  # full range, and short range on frames where the full range finds no face
+DETECTORS = (AUTO, *SPECS)  # the --detector choices: auto, full, short
+DEFAULT_DETECTOR = AUTO  # chosen by measurement (README, benchmarks/results/face_size.json)
 
 
-def bundled_detector_path(name: str = DEFAULT_DETECTOR) -> Path:
+def bundled_detector_path(name: str = "full") -> Path:
     """Path of a bundled BlazeFace model: ``full`` or ``short`` range."""
     if name not in SPECS:
-        raise BadInputError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
+        raise BadInputError(f"unknown detector model {name!r}: choose one of {', '.join(SPECS)}")
     return Path(str(resources.files("edgeag.edge.models") / SPECS[name].file))
 
 
-def detector_path(detector: str | Path | None) -> Path:
-    """The model file for a detector name (``full``, ``short``; None = default) or a BlazeFace .tflite path."""
-    if detector is None or str(detector) in SPECS:
-        return bundled_detector_path(str(detector) if detector is not None else DEFAULT_DETECTOR)
+def detector_paths(detector: str | Path | None) -> list[Path]:
+    """The model files, in the order tried, for a detector name (None = default) or a BlazeFace .tflite path."""
+    name = DEFAULT_DETECTOR if detector is None else str(detector)
+    if name == AUTO:
+        return [bundled_detector_path("full"), bundled_detector_path("short")]
+    if name in SPECS:
+        return [bundled_detector_path(name)]
     path = Path(detector)
     if path.suffix.lower() != ".tflite":
-        raise BadInputError(f"unknown detector {str(detector)!r}: choose one of {', '.join(DETECTORS)} "
+        raise BadInputError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)} "
                             "(or give a BlazeFace .tflite file)")
     if not path.is_file():
         raise ModelError(f"face detector model not found: {path}")
-    return path
+    return [path]
 
 
-class FaceDetector:
-    """Finds faces in RGB uint8 frames of any size.
+class BlazeFace:
+    """One BlazeFace model on LiteRT: an RGB frame in, ``Detection`` records in pixels out, best first."""
 
-    Args:
-        detector: ``"full"`` (default), ``"short"``, or the path of a MediaPipe BlazeFace face detection
-            .tflite (short or full range, recognised by its input size).
-        min_confidence: score threshold (MediaPipe's ``min_detection_confidence``).
-        threads: LiteRT CPU threads (None: LiteRT's default).
-    """
-
-    def __init__(self, detector: str | Path | None = None, min_confidence: float = 0.5,
-                 threads: int | None = None) -> None:
+    def __init__(self, path: Path, min_confidence: float = 0.5, threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.path = detector_path(detector)
+        self.path = path
         try:
-            self._interp = Interpreter(model_path=str(self.path), num_threads=threads)
+            self._interp = Interpreter(model_path=str(path), num_threads=threads)
             self._interp.allocate_tensors()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError with C++ text
-            raise ModelError(f"cannot load face detector {self.path}: {exc}") from None
+            raise ModelError(f"cannot load face detector {path}: {exc}") from None
         inp = self._interp.get_input_details()
         shape = tuple(inp[0]["shape"]) if len(inp) == 1 else ()
         try:
@@ -70,8 +66,7 @@ class FaceDetector:
                 raise ValueError(f"input shape {shape}")
             self.spec = spec_for_input(int(shape[1]))
         except ValueError as exc:
-            raise ModelError(f"{self.path} is not a BlazeFace face detector ({exc})") from None
-        self.name = self.spec.name
+            raise ModelError(f"{path} is not a BlazeFace face detector ({exc})") from None
         self.min_confidence = float(min_confidence)
         self._in_index = inp[0]["index"]
         self._boxes_index, self._scores_index = self._output_indices()
@@ -87,9 +82,7 @@ class FaceDetector:
         return by_width[16]["index"], by_width[1]["index"]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale is accepted too."""
-        if rgb.ndim == 2 or rgb.shape[2] == 1:
-            rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+        """Faces in an RGB uint8 (H, W, 3) frame, best first."""
         tensor, placement = letterbox(rgb, self.spec.input_size, out=self._input)
         self._interp.set_tensor(self._in_index, tensor)
         self._interp.invoke()
@@ -102,6 +95,34 @@ class FaceDetector:
             out.append(Detection(box=xywh, score=score, right_eye=(float(points[0, 0]), float(points[0, 1])),
                                  left_eye=(float(points[1, 0]), float(points[1, 1]))))
         return out
+
+
+class FaceDetector:
+    """Finds faces in RGB uint8 frames of any size.
+
+    Args:
+        detector: ``"auto"`` (default: the full-range model, and the short-range one on frames where the full
+            range finds no face, i.e. close-ups that fill the frame), ``"full"``, ``"short"``, or the path of
+            a MediaPipe BlazeFace face detection .tflite (short or full range, recognised by its input size).
+        min_confidence: score threshold (MediaPipe's ``min_detection_confidence``).
+        threads: LiteRT CPU threads (None: LiteRT's default).
+    """
+
+    def __init__(self, detector: str | Path | None = None, min_confidence: float = 0.5,
+                 threads: int | None = None) -> None:
+        self.models = [BlazeFace(p, min_confidence, threads) for p in detector_paths(detector)]
+        self.name = AUTO if len(self.models) > 1 else self.models[0].spec.name
+        self.path = self.models[0].path
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale is accepted too."""
+        if rgb.ndim == 2 or rgb.shape[2] == 1:
+            rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+        for model in self.models:
+            found = model.detect(rgb)
+            if found:
+                return found
+        return []
 
     def close(self) -> None:
         """Nothing to release (kept for the context-manager protocol); safe to call twice."""

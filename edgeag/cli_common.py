@@ -28,18 +28,20 @@ MIN_GENDER_CONFIDENCE_HELP = ("Leave gender unknown (null; '?' on screen) when i
 class Detector(str, Enum):
     """The --detector choices: the bundled BlazeFace models (= edgeag.edge.detector.DETECTORS, tested)."""
 
+    auto = "auto"
     full = "full"
     short = "short"
 
 
-DEFAULT_DETECTOR = Detector.full  # = edgeag.edge.detector.DEFAULT_DETECTOR (chosen by measurement, README)
+DEFAULT_DETECTOR = Detector.auto  # = edgeag.edge.detector.DEFAULT_DETECTOR (chosen by measurement, README)
 
 
 def detector_option():
     """The one declaration of --detector (run, predict, serve, benchmark); a wrong value exits 2 with the choices."""
     return typer.Option(DEFAULT_DETECTOR, "--detector", case_sensitive=False,
-                        help="Face detector: full range (faces from about 30 px: a room, a door, up to about 5 m) or "
-                             "short range (faces over about 70 px, within about a metre; about 4x cheaper).")
+                        help="Face detector (BlazeFace): full range finds faces across a room (to about 3 m from a "
+                             "640x480 webcam); short range only close ones (about 1 m) but also faces that fill the "
+                             "frame, and is about 4x cheaper; auto = full range, short range where it finds none.")
 
 
 def quiet_native_logs() -> None:

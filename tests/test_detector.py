@@ -67,7 +67,7 @@ def test_letterbox_keeps_aspect_and_maps_back():
 def test_detector_names_agree_with_the_cli():
     from edgeag.cli_common import DEFAULT_DETECTOR as cli_default, Detector
 
-    assert sorted(d.value for d in Detector) == sorted(DETECTORS) == ["full", "short"]
+    assert [d.value for d in Detector] == list(DETECTORS) == ["auto", "full", "short"]
     assert cli_default.value == DEFAULT_DETECTOR
 
 
@@ -75,7 +75,7 @@ def test_unknown_detector_and_non_blazeface_file_are_clear_errors(tmp_path):
     from edgeag.edge.classifier import bundled_model_path
     from edgeag.errors import BadInputError, ModelError
 
-    with pytest.raises(BadInputError, match="full, short"):
+    with pytest.raises(BadInputError, match="auto, full, short"):
         FaceDetector("medium")
     with pytest.raises(ModelError, match="not found"):
         FaceDetector(tmp_path / "missing.tflite")
@@ -118,10 +118,10 @@ def no_network(monkeypatch):
 
 
 @needs_data
-@pytest.mark.parametrize("name, finds_small", [("full", True), ("short", False)])
+@pytest.mark.parametrize("name, finds_small", [("auto", True), ("full", True), ("short", False)])
 def test_each_detector_loads_offline_and_finds_the_faces_it_should(name, finds_small, two_faces, no_network):
     rgb, (large, small) = two_faces
-    path = bundled_detector_path(name)
+    path = bundled_detector_path("short" if name == "short" else "full")
     assert path.is_file() and path.parent == Path(str(importlib.resources.files("edgeag.edge.models")))
     with FaceDetector(name) as det:
         assert det.name == name and det.path == path
@@ -130,6 +130,21 @@ def test_each_detector_loads_offline_and_finds_the_faces_it_should(name, finds_s
     assert _found(dets, large)
     assert _found(dets, small) == finds_small
     assert all(d.right_eye is not None and d.left_eye is not None for d in dets)
+
+
+@needs_data
+def test_auto_falls_back_to_short_range_on_close_ups(utk_sample):
+    """UTKFace chips are close-ups (the face fills the image): the full range misses some, auto does not."""
+    from conftest import decode_rgb
+
+    full, short, auto = FaceDetector("full"), FaceDetector("short"), FaceDetector("auto")
+    fallbacks = 0
+    for _, data in utk_sample[:12]:
+        rgb = decode_rgb(data)
+        f, s, a = full.detect(rgb), short.detect(rgb), auto.detect(rgb)
+        assert a == (f or s)
+        fallbacks += not f and bool(s)
+    assert fallbacks >= 1
 
 
 # ------------------------------------------------------------------------------ --detector plumbing
