@@ -149,11 +149,14 @@ def plot(result: dict, out: Path) -> Path:
     for name, r in result["detectors"].items():
         rows = [r["at_threshold"][DEFAULT_THRESHOLD]["by_size"][str(s)] for s in SIZES]
         label = f"{name} ({r['detect_ms_p50']:.1f} ms/frame)"
-        axes[0].plot(SIZES, [100 * x["detection_rate"] for x in rows], "o-", label=label)
-        axes[1].plot(SIZES, [x["age_mae"] for x in rows], "o-", label=name)
-        axes[2].plot(SIZES, [None if x["gender_accuracy"] is None else 100 * x["gender_accuracy"] for x in rows],
-                     "o-", label=name)
-    for ax, title in zip(axes, ("faces found (%)", "age MAE (years), faces found", "gender accuracy (%)")):
+        style = "o--" if name == "auto" else "o-"  # auto = full wherever the full range finds a face
+        enough = [x["found"] >= 20 for x in rows]  # age and gender only where at least 20 faces were found
+        axes[0].plot(SIZES, [100 * x["detection_rate"] for x in rows], style, label=label)
+        axes[1].plot(SIZES, [x["age_mae"] if ok else None for x, ok in zip(rows, enough)], style, label=name)
+        axes[2].plot(SIZES, [100 * x["gender_accuracy"] if ok else None for x, ok in zip(rows, enough)], style,
+                     label=name)
+    titles = ("faces found (%)", "age MAE (years), faces found (>= 20)", "gender accuracy (%), faces found (>= 20)")
+    for ax, title in zip(axes, titles):
         ax.set_xscale("log", base=2)
         ax.set_xticks(SIZES, [str(s) for s in SIZES])
         ax.set_xlabel("pasted face chip side (px) in a 640x480 frame")

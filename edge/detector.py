@@ -1,11 +1,13 @@
-"""The BlazeFace face detector on LiteRT, returning plain ``Detection`` records in pixels.
+"""The BlazeFace face detectors on LiteRT, returning plain ``Detection`` records in pixels.
 
-Two bundled models (Apache-2.0, MediaPipe; see models/NOTICE.md): ``full`` range (192x192 input, the
-default: finds faces down to about 30 px, i.e. people up to about 5 m from a 640x480 camera) and ``short``
-range (128x128, about 4x cheaper, faces over about 70 px, i.e. within about a metre). The model runs on
-LiteRT like the classifier; MediaPipe's pre- and post-processing is re-implemented in ``blazeface.py``, so
-no mediapipe is needed at run time and the boxes are the same on every CPU (checked against MediaPipe's
-FaceDetector in tests/test_detector.py).
+Two bundled models (Apache-2.0, MediaPipe; see models/NOTICE.md): ``full`` range (192x192 input, 117 M MACs)
+sees faces across a room (85% of faces 1.2 m from a 640x480 webcam, about half at 2 m) but misses faces that
+fill the frame; ``short`` range (128x128, 31 M MACs) only finds faces within about a metre, close-ups included.
+``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. Figures:
+README ("Which face detector"), benchmarks/results/face_size.json. The networks run on LiteRT like the
+classifier; MediaPipe's pre- and post-processing is re-implemented in ``blazeface.py``, so no mediapipe is
+needed at run time and the boxes are the same on every CPU (checked against MediaPipe's FaceDetector:
+benchmarks/detector_parity.py, tests/test_detector.py).
 """
 
 from __future__ import annotations
