@@ -117,9 +117,13 @@ class FaceDetector:
         self.path = self.models[0].path
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale is accepted too."""
+        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale and RGBA are accepted too."""
         if rgb.ndim == 2 or rgb.shape[2] == 1:
             rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+        elif rgb.shape[2] == 4:
+            rgb = rgb[:, :, :3]
+        if not rgb.flags.c_contiguous:
+            rgb = np.ascontiguousarray(rgb)
         for model in self.models:
             found = model.detect(rgb)
             if found:

@@ -127,6 +127,9 @@ def test_each_detector_loads_offline_and_finds_the_faces_it_should(name, finds_s
         assert det.name == name and det.path == path
         dets = det.detect(rgb)
         assert det.detect(np.zeros((240, 320, 3), np.uint8)) == []
+        rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+        assert det.detect(rgba) == dets and det.detect(np.asfortranarray(rgb)) == dets  # RGBA, non-C order
+        assert len(det.detect(rgb[:, :, 0])) >= 1  # grayscale
     assert _found(dets, large)
     assert _found(dets, small) == finds_small
     assert all(d.right_eye is not None and d.left_eye is not None for d in dets)
