@@ -18,7 +18,7 @@ JSON (``SCHEMA_VERSION`` 1; new keys may be added, existing keys keep their mean
     config    {frames, warmup, faces, threads [..], width, height, jpeg_quality, data, split, split_file}
     clip      {source: "generated" | "generated+faces", distinct_frames, jpeg_kb_mean, face_boxes, face_size_px,
                pipeline}
-    detector  {path, size_bytes}
+    detector  {name, path, size_bytes}
     stages    {stage: description}                        (the keys of every run's "stages")
     runs      [ {model {path, name, mode, size_bytes, params, params_source, macs, macs_source, input [S, S, C],
                         architecture, family},
@@ -102,7 +102,7 @@ class BenchConfig:
     data: Path | None = None
     split_file: Path | None = None
     split: str = "test"
-    detector: Path | None = None
+    detector: str | None = None  # --detector: auto | full | short; None = the default
     accuracy: bool = True  # with data: evaluate each model on the split
     seed: int = 0
 
@@ -349,9 +349,9 @@ def frame_boxes(jpegs: list[bytes], cfg: BenchConfig) -> list[tuple[list[Detecti
 
     synthetic = synthetic_detections(cfg.faces, cfg.width, cfg.height)
     out = []
-    with FaceDetector(cfg.detector, video=True) as det:
+    with FaceDetector(cfg.detector) as det:
         for i, j in enumerate(jpegs):
-            dets = det.detect(decode_frame(np.frombuffer(j, np.uint8), cfg.width, cfg.height), i * 33)[: cfg.faces]
+            dets = det.detect(decode_frame(np.frombuffer(j, np.uint8), cfg.width, cfg.height))[: cfg.faces]
             out.append((dets, True) if dets else (synthetic, False))
     return out
 
@@ -445,7 +445,7 @@ def run_pipeline(model: Path, threads: int, jpegs: list[bytes], boxes, cfg: Benc
     from edgeag.edge.sinks import JsonlSink, Sink
 
     reset_peak_rss()
-    opts = FaceAnalyzerOptions(model_path=model, detector_path=cfg.detector, threads=threads, video=True,
+    opts = FaceAnalyzerOptions(model_path=model, detector=cfg.detector, threads=threads, video=True,
                                max_faces=cfg.faces)
     analyzer = FaceAnalyzer(opts)
     clf = analyzer.classifier
@@ -637,7 +637,7 @@ def run_benchmark(cfg: BenchConfig, log=None) -> dict:
     ``log`` (a callable taking a string) receives progress lines; None for silence.
     """
     from edgeag.edge.classifier import bundled_model_path
-    from edgeag.edge.detector import bundled_detector_path
+    from edgeag.edge.detector import DEFAULT_DETECTOR, detector_paths
 
     say = log or (lambda s: None)
     if cfg.frames < 1:
@@ -649,9 +649,7 @@ def run_benchmark(cfg: BenchConfig, log=None) -> dict:
     if cfg.width < 64 or cfg.height < 64:
         raise BadInputError("frame size must be at least 64x64")
     models = check_models(cfg.models or [bundled_model_path()])
-    detector = Path(cfg.detector) if cfg.detector else bundled_detector_path()
-    if not detector.is_file():
-        raise ModelError(f"face detector model not found: {detector}")
+    detectors = detector_paths(cfg.detector)
     if cfg.split_file and not cfg.data:
         raise BadInputError("--split-file needs --data")
     if cfg.split_file and not Path(cfg.split_file).is_file():
@@ -720,7 +718,8 @@ def run_benchmark(cfg: BenchConfig, log=None) -> dict:
                  "face_size_px": round(places[0][2]) if places else round(face_grid(cfg.faces, cfg.width,
                                                                                        cfg.height)[0][2]),
                  "pipeline": "edgeag.edge.runner.run_loop, track=True, JSON Lines to the null device, overlay drawn"},
-        "detector": {"path": detector.name, "size_bytes": detector.stat().st_size},
+        "detector": {"name": cfg.detector or DEFAULT_DETECTOR, "path": "+".join(p.name for p in detectors),
+                     "size_bytes": sum(p.stat().st_size for p in detectors)},
         "stages": dict(STAGES),
         "runs": runs,
         "targets": check_targets(runs),

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
-from edgeag.edge.detector import FaceDetector
+from edgeag.edge.detector import DEFAULT_DETECTOR, FaceDetector
 from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, Face
 from edgeag.edge.tracker import Tracker
 from edgeag.errors import BadInputError
@@ -32,10 +32,10 @@ class FaceAnalyzerOptions:
     """Options of a ``FaceAnalyzer`` (MediaPipe Tasks style: one dataclass, then ``create_from_options``)."""
 
     model_path: str | Path | None = None  # classifier .tflite; None = bundled default
-    detector_path: str | Path | None = None  # BlazeFace .tflite; None = bundled
+    detector: str | Path | None = DEFAULT_DETECTOR  # "full" or "short" range BlazeFace, or its .tflite
     min_confidence: float = 0.5  # detector score threshold
-    threads: int | None = None  # LiteRT threads for the classifier
-    video: bool = False  # MediaPipe VIDEO mode: frames of one stream, increasing timestamps
+    threads: int | None = None  # LiteRT threads for the classifier and the detector
+    video: bool = False  # frames of one stream (camera, video), not unrelated photos
     max_faces: int | None = None  # keep only the N most confident faces
     # Below this ``gender_confidence`` a face's gender is None (unknown); the confidence is still reported.
     # 0 = always state it. (Bundled model, test split: 0.72 leaves 10% of faces unknown, 96% right on the rest.)
@@ -75,7 +75,7 @@ class FaceAnalyzer:
         self.options = options or FaceAnalyzerOptions(**kwargs)
         o = self.options
         self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)  # errors name the file
-        self.detector = FaceDetector(o.detector_path, min_confidence=o.min_confidence, video=o.video)
+        self.detector = FaceDetector(o.detector, min_confidence=o.min_confidence, threads=o.threads)
         self.spec = self.classifier.crop_spec
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
@@ -93,7 +93,7 @@ class FaceAnalyzer:
         return self.classifier.metadata
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
-        dets = self.detector.detect(rgb, timestamp_ms)
+        dets = self.detector.detect(rgb)
         return dets[: self.options.max_faces] if self.options.max_faces else dets
 
     def classify(self, rgb: np.ndarray, dets: list[Detection]) -> list[Face]:

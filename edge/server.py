@@ -55,7 +55,7 @@ class ServerOptions:
     """How ``create_app`` builds the service. Limits protect a small device from a single request."""
 
     model_path: str | Path | None = None  # classifier .tflite; None = bundled default
-    detector_path: str | Path | None = None  # BlazeFace .tflite; None = bundled
+    detector: str | Path | None = None  # "full" or "short" range BlazeFace (or a .tflite); None = default
     threads: int | None = 1  # LiteRT threads per analyzer (workers x threads should not exceed the cores)
     workers: int = 2  # analyzers in the pool = requests analysed in parallel
     min_confidence: float = 0.5  # detector score threshold
@@ -252,8 +252,8 @@ class AnalyzeService:
         if factory is None:
             from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
 
-            # IMAGE running mode: every request is an unrelated picture (VIDEO mode would need ordered frames).
-            aopts = FaceAnalyzerOptions(model_path=options.model_path, detector_path=options.detector_path,
+            # Every request is an unrelated picture (video=False: no stream of frames to track).
+            aopts = FaceAnalyzerOptions(model_path=options.model_path, detector=options.detector,
                                         min_confidence=options.min_confidence, threads=options.threads,
                                         video=False, max_faces=options.max_faces,
                                         min_gender_confidence=options.min_gender_confidence,
@@ -264,6 +264,7 @@ class AnalyzeService:
         self.metadata: dict = first.metadata
         classifier = getattr(first, "classifier", None)
         self.model_file = Path(getattr(classifier, "path", "model")).name
+        self.detector = getattr(getattr(first, "detector", None), "name", None)  # full | short
         self.requests = 0  # analysed images since startup (approximate under concurrency; for /healthz)
 
     def analyze_bytes(self, data: bytes) -> dict:
@@ -287,6 +288,7 @@ class AnalyzeService:
         o = self.options
         return {"file": self.model_file, "metadata": self.metadata,
                 "server": {"edgeag_version": __version__, "workers": o.workers, "threads": o.threads,
+                           "detector": self.detector,
                            "min_confidence": o.min_confidence, "min_gender_confidence": o.min_gender_confidence,
                            "min_face": o.min_face,
                            "max_upload_bytes": o.max_upload_bytes,

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from edgeag.cli_common import err_console, handle_errors
+from edgeag.cli_common import Detector, detector_option, err_console, handle_errors
 
 
 @handle_errors
@@ -31,7 +31,7 @@ def benchmark(
     no_accuracy: bool = typer.Option(False, "--no-accuracy", help="With --data: paste faces but skip the evaluation."),
     width: int = typer.Option(640, help="Frame width of the generated clip."),
     height: int = typer.Option(480, help="Frame height of the generated clip."),
-    detector: Optional[Path] = typer.Option(None, "--detector", help="BlazeFace .tflite (default: bundled)."),
+    detector: Detector = detector_option(),
 ) -> None:
     """Measure per-stage latency (p50/p90/p99), FPS, size, MACs and memory of the run pipeline on this device."""
     import sys
@@ -50,7 +50,7 @@ def benchmark(
             raise BadInputError("--plot needs matplotlib: pip install matplotlib (or leave out --plot)")
     cfg = BenchConfig(models=list(model or []), threads=parse_threads(threads), frames=frames, warmup=warmup,
                       faces=faces, width=width, height=height, data=data, split_file=split_file, split=split,
-                      detector=detector, accuracy=not no_accuracy)
+                      detector=detector.value, accuracy=not no_accuracy)
     result = run_benchmark(cfg, log=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
     # Tables go to stderr when stdout carries the JSON, so `edgeag benchmark --json - | jq` works.
     console = err_console if to_stdout else Console()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from enum import Enum
 
 import typer
 from rich.console import Console
@@ -28,6 +29,26 @@ MIN_GENDER_CONFIDENCE_HELP = ("Leave gender unknown (null; '?' on screen) when i
 MIN_FACE_OPTION = typer.Option(MIN_FACE_PX, "--min-face", metavar="PX", min=0,
                                help="Faces narrower than PX pixels keep box, score and track ID but get no age, "
                                "gender or ethnicity (null; '?' on screen): below it they are mostly noise. 0: all.")
+
+
+class Detector(str, Enum):
+    """The --detector choices: the bundled BlazeFace models (= edgeag.edge.detector.DETECTORS, tested)."""
+
+    auto = "auto"
+    full = "full"
+    short = "short"
+
+
+DEFAULT_DETECTOR = Detector.auto  # = edgeag.edge.detector.DEFAULT_DETECTOR (chosen by measurement, README)
+
+
+def detector_option():
+    """The one declaration of --detector (run, predict, serve, benchmark); a wrong value exits 2 with the choices."""
+    return typer.Option(DEFAULT_DETECTOR, "--detector", case_sensitive=False,
+                        help="Face detector (BlazeFace): full range sees faces across a room (85% at 1.2 m, about "
+                             "half at 2 m from a 640x480 webcam) but misses faces that fill the frame; short range "
+                             "finds faces within about a metre, close-ups included, at a quarter of the cost; auto = "
+                             "full range, then short range on frames where it finds none (README).")
 
 
 def quiet_native_logs() -> None:

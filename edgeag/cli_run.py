@@ -12,7 +12,8 @@ from typing import List, Optional
 import typer
 
 from edgeag import cli_audience as aud
-from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, Detector, detector_option, err_console, \
+    handle_errors
 from edgeag.edge.face import MAX_GAP_S
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
 
@@ -75,6 +76,7 @@ def run(
     stream: Optional[str] = typer.Option(None, "--stream", metavar="URL", help="Stream URL: rtsp://, http(s)://, tcp://, udp://."),
     model: Optional[Path] = typer.Option(None, "--model", metavar="FILE", help=_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads (Raspberry Pi: 4)."),
+    detector: Detector = detector_option(),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="Analyse at most N faces per frame."),
@@ -139,7 +141,8 @@ def run(
             _note(f"{why}: running headless (--headless hides this note)")
         if not sinks and audience is None and not quiet:
             _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
-        options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
+        options = FaceAnalyzerOptions(model_path=model, threads=threads, detector=detector.value,
+                                      min_confidence=min_confidence,
                                       max_faces=max_faces, video=not is_images, smooth=not no_smooth,
                                       min_gender_confidence=min_gender_confidence, min_face=min_face,
                                       max_gap_s=max_gap)
@@ -203,6 +206,7 @@ def predict(
                                  '{"file": ..., "faces": [...]} (or "error").'),
     model: Optional[Path] = typer.Option(None, "--model", metavar="FILE", help=_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="LiteRT CPU threads."),
+    detector: Detector = detector_option(),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
                                          help="Face detector score threshold."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", min=1, help="At most N faces per image."),
@@ -242,6 +246,7 @@ def predict(
             else:
                 if fa is None:  # models load only once an image was read
                     fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
+                                                          detector=detector.value,
                                                           min_confidence=min_confidence, max_faces=max_faces,
                                                           min_gender_confidence=min_gender_confidence,
                                                           min_face=min_face))

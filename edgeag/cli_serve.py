@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
+from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, Detector, detector_option, err_console, \
+    handle_errors
 
 
 @handle_errors
@@ -19,6 +20,7 @@ def serve(
     threads: int = typer.Option(1, min=1, help="LiteRT threads per analyzer."),
     workers: int = typer.Option(2, min=1, help="Analyzers in the pool = images analysed in parallel "
                                 "(workers x threads should not exceed the CPU cores)."),
+    detector: Detector = detector_option(),
     min_confidence: float = typer.Option(0.5, min=0.0, max=1.0, help="Face detector score threshold."),
     min_gender_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help=MIN_GENDER_CONFIDENCE_HELP),
     min_face: int = MIN_FACE_OPTION,
@@ -50,8 +52,9 @@ def serve(
     # Bind first (a busy port is a clear error before seconds of model loading), then load the model once.
     sock = bind_socket(host, port)
     try:
-        options = ServerOptions(model_path=model, threads=threads, workers=workers, min_confidence=min_confidence,
-                                min_gender_confidence=min_gender_confidence, min_face=min_face,
+        options = ServerOptions(model_path=model, threads=threads, workers=workers, detector=detector.value,
+                                min_confidence=min_confidence, min_gender_confidence=min_gender_confidence,
+                                min_face=min_face,
                                 max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side)
         app = create_app(options=options)
         server = uvicorn_server(app, log_level="info" if verbose else "warning", access_log=verbose,

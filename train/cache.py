@@ -131,7 +131,9 @@ def load_crops(dataset: Dataset, spec: CropSpec, split: str | None = None, *,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     xs, ages, genders, eths, ids, splits, fallbacks = [], [], [], [], [], [], []
-    with FaceDetector(min_confidence=min_confidence) as detector, Progress(
+    # Short range: UTKFace images are close-ups (the face fills the 200x200 chip), and the bundled model and
+    # the cached crops (whose key does not name the detector) were made with it.
+    with FaceDetector("short", min_confidence=min_confidence) as detector, Progress(
             TextColumn("[bold]cropping[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task(f"{dataset.path.name} ({split or 'all'})", total=limit)

@@ -1,0 +1,225 @@
+"""Which faces does each detector find, and how good are age and gender on them, by face size?
+
+    python -m edgeag.benchmarks.face_size --data ../shared/data/UTKFace.tar \\
+        --split-file ../shared/data/utkface_split.csv --plot benchmarks/results/face_size.png
+
+Real test-split faces (UTKFace chips: the face is about 70% of the chip) are pasted at each size (the chip's
+side, 24 to 192 px) into generated 640x480 scenes without faces (``scenes.py``: rooms, offices, a street,
+foliage), three faces per frame, through sensor noise and JPEG. Every detector sees the same frames and the
+same faces at every size. Per detector and size: detection rate (a detection whose centre lies in the chip
+and whose width is 0.4 to 1.6 times the chip's side),
+the median detected box width, and, on the faces found, age MAE and gender accuracy of the bundled
+classifier through the runtime's own ``FaceAnalyzer``. Face-free frames give false detections per frame.
+Frame times are medians of ``FaceAnalyzer.last_timings`` on the busy or idle machine it runs on (the JSON
+records the load average). Writes ``--out`` (JSON) and, with ``--plot``, a PNG of the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from edgeag.benchmarks.scenes import camera, paste, places, scene
+
+app = typer.Typer(add_completion=False)
+SIZES = (24, 32, 48, 64, 96, 128, 192)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6)  # detector score thresholds reported
+DEFAULT_THRESHOLD = "0.5"  # the default --min-confidence
+WIDTH, HEIGHT = 640, 480
+
+
+@dataclass
+class Truth:
+    x: int
+    y: int
+    side: int
+    age: int
+    gender: int  # 0 male, 1 female (UTKFace)
+
+
+def load_test_faces(data: Path, split_file: Path | None, n: int, split: str = "test") -> list:
+    """``n`` records of ``split`` spread over the whole split (every k-th in storage order, which is by age)."""
+    from edgeag.train.datasets import Dataset
+
+    ds = Dataset(data, split_file)
+    total = sum(1 for s in (ds._split_map or {}).values() if s == split)
+    step = max(1, total // n) if total else 1
+    recs = []
+    for i, rec in enumerate(ds.records(split)):
+        if i % step == 0:
+            recs.append(rec)
+            if len(recs) == n:
+                break
+    if len(recs) < n:
+        raise typer.BadParameter(f"only {len(recs)} faces taken from the {split} split, {n} wanted")
+    return recs
+
+
+def face_frames(faces: list, sizes=SIZES, per_frame: int = 3, seed: int = 0):
+    """(size, RGB frame, [Truth]) for every size: every face pasted once at that size, up to ``per_frame`` at a time."""
+    rng = np.random.default_rng(seed)
+    for side in sizes:
+        queue = list(faces)
+        while queue:
+            img = scene(rng, WIDTH, HEIGHT)
+            spots = places(rng, min(per_frame, len(queue)), side, WIDTH, HEIGHT)
+            truths = []
+            for rec, (x, y) in zip(queue, spots):
+                paste(img, rec.image, x, y, side)
+                truths.append(Truth(x, y, side, int(rec.age), int(rec.gender)))
+            del queue[:len(spots)]
+            yield side, camera(img, rng), truths
+
+
+def free_frames(n: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield camera(scene(rng, WIDTH, HEIGHT), rng)
+
+
+def match(faces, truths: list[Truth]) -> tuple[dict[int, object], list]:
+    """Each truth's detected face (centre inside the chip, width 0.4 to 1.6 times its side; best score first),
+    and the faces that match no truth."""
+    found: dict[int, object] = {}
+    extra = []
+    for f in faces:
+        x, y, w, h = f.box
+        cx, cy = x + w / 2, y + h / 2
+        i = next((i for i, t in enumerate(truths) if i not in found and t.x <= cx <= t.x + t.side
+                  and t.y <= cy <= t.y + t.side and 0.4 * t.side <= w <= 1.6 * t.side), None)
+        if i is None:
+            extra.append(f)
+        else:
+            found[i] = f
+    return found, extra
+
+
+def run_detector(name: str, faces: list, n_free: int, threads: int | None, seed: int) -> dict:
+    """Raw observations of one detector at the lowest threshold: per face its score (None: missed), box
+    width, age error and gender hit; per face-free frame the scores of its (false) detections; frame times."""
+    from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
+
+    obs = {"faces": [], "false_scores": [], "extra_scores": [], "detect_ms": [], "frame_ms": []}
+    with FaceAnalyzer(FaceAnalyzerOptions(detector=name, threads=threads, min_confidence=min(THRESHOLDS))) as fa:
+        for side, rgb, truths in face_frames(faces, seed=seed):
+            found, extra = match(fa.analyze(rgb), truths)
+            obs["detect_ms"].append(fa.last_timings["detect_ms"])
+            obs["frame_ms"].append(sum(fa.last_timings.values()))
+            obs["extra_scores"] += [f.score for f in extra]
+            for i, t in enumerate(truths):
+                f = found.get(i)
+                obs["faces"].append((side, None) if f is None else (
+                    side, (f.score, f.box[2], abs(f.age - t.age), int(f.extra["p_female"] >= 0.5) == t.gender)))
+        for rgb in free_frames(n_free, seed + 1):
+            obs["false_scores"].append([f.score for f in fa.analyze(rgb)])
+    return obs
+
+
+def summarize(obs: dict, threshold: float) -> dict:
+    """Detection rate, box width, age MAE and gender accuracy by size, and false detections, at a threshold."""
+    by_size = {}
+    for side in SIZES:
+        rows = [o for s, o in obs["faces"] if s == side]
+        hits = [o for o in rows if o is not None and o[0] >= threshold]
+        by_size[str(side)] = {
+            "faces": len(rows), "found": len(hits), "detection_rate": round(len(hits) / max(len(rows), 1), 4),
+            "box_width_p50": round(float(np.median([h[1] for h in hits])), 1) if hits else None,
+            "age_mae": round(float(np.mean([h[2] for h in hits])), 3) if hits else None,
+            "gender_accuracy": round(float(np.mean([h[3] for h in hits])), 4) if hits else None}
+    false = [sum(s >= threshold for s in frame) for frame in obs["false_scores"]]
+    return {"by_size": by_size,
+            "false_detections_per_free_frame": round(float(np.mean(false)), 4) if false else None,
+            "free_frames_with_a_detection": int(sum(n > 0 for n in false)),
+            "unmatched_detections_in_face_frames": int(sum(s >= threshold for s in obs["extra_scores"]))}
+
+
+def plot(result: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for name, r in result["detectors"].items():
+        rows = [r["at_threshold"][DEFAULT_THRESHOLD]["by_size"][str(s)] for s in SIZES]
+        label = f"{name} ({r['detect_ms_p50']:.1f} ms/frame)"
+        style = "o--" if name == "auto" else "o-"  # auto = full wherever the full range finds a face
+        enough = [x["found"] >= 20 for x in rows]  # age and gender only where at least 20 faces were found
+        axes[0].plot(SIZES, [100 * x["detection_rate"] for x in rows], style, label=label)
+        axes[1].plot(SIZES, [x["age_mae"] if ok else None for x, ok in zip(rows, enough)], style, label=name)
+        axes[2].plot(SIZES, [100 * x["gender_accuracy"] if ok else None for x, ok in zip(rows, enough)], style,
+                     label=name)
+    titles = ("faces found (%)", "age MAE (years), faces found (>= 20)", "gender accuracy (%), faces found (>= 20)")
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(SIZES, [str(s) for s in SIZES])
+        ax.set_xlabel("pasted face chip side (px) in a 640x480 frame")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{result['faces_per_size']} UTKFace test faces per size in generated scenes, detector threshold "
+                 f"{DEFAULT_THRESHOLD} ({result['machine']['processor']}; busy machine: times are indicative)",
+                 fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _machine() -> dict:
+    from edgeag.benchmarks.bench import _machine as machine
+
+    m = machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
+        m["cpu_flags"] = sorted(flags & {"avx2", "avx512_vnni", "avx_vnni", "asimddp"})
+    except OSError:
+        pass
+    return m
+
+
+@app.command()
+def main(
+    data: Path = typer.Option(..., "--data", help="UTKFace folder or archive."),
+    split_file: Path = typer.Option(None, "--split-file", help="CSV file,split (default: hashed split)."),
+    faces: int = typer.Option(240, "--faces", help="Test faces per size (each pasted once at every size)."),
+    free: int = typer.Option(600, "--free-frames", help="Face-free frames for false detections."),
+    detectors: str = typer.Option("full,short", "--detectors", help="Comma-separated detector names."),
+    threads: int = typer.Option(1, "--threads", help="LiteRT threads (classifier and detector)."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("benchmarks/results/face_size.json"), "--out"),
+    plot_out: Path = typer.Option(None, "--plot", help="PNG of the curves."),
+) -> None:
+    """Detection rate, false detections, age MAE, gender accuracy and frame time by face size, per detector."""
+    recs = load_test_faces(data, split_file, faces)
+    result = {"tool": "python -m edgeag.benchmarks.face_size", "machine": _machine(),
+              "load_average_start": [round(v, 2) for v in os.getloadavg()],
+              "faces_per_size": len(recs), "faces_per_frame": 3, "sizes": list(SIZES),
+              "frame": [WIDTH, HEIGHT], "threads": threads, "seed": seed, "detectors": {}}
+    for name in [d.strip() for d in detectors.split(",") if d.strip()]:
+        typer.echo(f"{name}: {len(recs)} faces x {len(SIZES)} sizes + {free} face-free frames", err=True)
+        obs = run_detector(name, recs, free, threads, seed)
+        r = {"detect_ms_p50": round(float(np.median(obs["detect_ms"])), 2),
+             "frame_ms_p50": round(float(np.median(obs["frame_ms"])), 2),
+             "at_threshold": {str(t): summarize(obs, t) for t in THRESHOLDS}}
+        result["detectors"][name] = r
+        typer.echo(json.dumps({name: {k: r[k] for k in ("detect_ms_p50", "frame_ms_p50")}}), err=True)
+    result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    result["python"] = platform.python_version()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    typer.echo(f"wrote {out}", err=True)
+    if plot_out:
+        typer.echo(f"wrote {plot(result, plot_out)}", err=True)
+
+
+if __name__ == "__main__":
+    app()
