@@ -72,8 +72,10 @@ def test_grid_orchestration_is_resumable_and_time_boxed(tmp_path, monkeypatch):
 
     monkeypatch.setattr(arch_grid, "train_entry", fake_train)
     monkeypatch.setattr(arch_grid, "evaluate_entry", lambda e, *a, **k: _fake_result(e))
+    import tarfile
+
     data = tmp_path / "d.tar"
-    data.write_bytes(b"")
+    tarfile.open(data, "w").close()  # an empty archive: training and evaluation are faked
     kw = dict(grid="mobilenet:0.5,mobilenet:1.0,resnet:0.25", work=tmp_path / "w", out=tmp_path / "o", epochs=1,
               log=lambda s: None)
     res = arch_grid.run_grid(data, **kw)
