@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeag.edge.crop import Detection
+from edgeag.edge.native_logs import native_logs_silenced
 from edgeag.errors import ModelError
 
 DEFAULT_DETECTOR = "face_detection_short_range.tflite"
@@ -65,13 +66,15 @@ class FaceDetector:
             running_mode=mode,
             min_detection_confidence=float(min_confidence),
         )
-        try:
-            self._task = vision.FaceDetector.create_from_options(options)
+        self._last_ts = -1
+        try:  # LiteRT and MediaPipe log from C++ on creation and on the first frame: run one here, quietly
+            with native_logs_silenced():
+                self._task = vision.FaceDetector.create_from_options(options)
+                self.detect(np.zeros((64, 64, 3), np.uint8), 0)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with C++ text
             raise ModelError(f"cannot load face detector {path}: {exc}") from None
-        self._last_ts = -1
         # Close at interpreter exit, before module teardown (mediapipe's own __del__ fails that late).
-        self._finalizer = weakref.finalize(self, self._task.close)
+        self._finalizer = weakref.finalize(self, _close_quietly, self._task)
         _close_before_thread_shutdown(self)
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
@@ -111,6 +114,11 @@ class FaceDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _close_quietly(task) -> None:
+    with native_logs_silenced():  # "DestroyAccelerator ..." from C++
+        task.close()
 
 
 def _close_before_thread_shutdown(detector: FaceDetector) -> None:

@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from edgeag.cli_common import MIN_GENDER_CONFIDENCE_HELP, err_console, handle_errors
-from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
+from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_RUNTIME, BadInputError
 
 _MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
 
@@ -80,7 +80,9 @@ def run(
                                                 help=MIN_GENDER_CONFIDENCE_HELP),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
     json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="Write JSON Lines (one record per frame) to FILE, "
-                                           "or '-' for stdout."),
+                                           "or '-' for stdout. FILE is replaced when the run ends, never before."),
+    append: bool = typer.Option(False, "--append", help="Add the records to the end of the --json FILE "
+                                "instead of replacing it."),
     save: Optional[Path] = typer.Option(None, "--save", metavar="FILE|DIR", help="Annotated video (FILE.mp4/.avi); with images, a folder."),
     ethnicity: bool = typer.Option(False, "--ethnicity", help="Show ethnicity in the captions."),
     no_smooth: bool = typer.Option(False, "--no-smooth", help="Raw per-frame predictions (IDs are still tracked)."),
@@ -90,37 +92,23 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary on stderr."),
 ) -> None:
     """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
-    import os
-
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
     from edgeag.edge.runner import deferred_interrupts, run_loop
-    from edgeag.edge.sinks import ImageDirSink, JsonlSink, VideoSink, WindowSink, display_available
     from edgeag.edge.sources import open_source
 
     kind, target = _choose_source(source, camera, video, image, stream)
     capture_size = _parse_size(size)
     if capture_size and kind != "camera":
         raise BadInputError("--size applies to cameras only")
+    if append and json_out in (None, "-"):
+        raise BadInputError("--append needs --json FILE")
     warn = (lambda m: None) if quiet else _warn
-    if model is not None and not model.is_file():
-        raise BadInputError(f"model file not found: {model}")
+    _check_model(model)
     src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)
     is_images = kind == "images"
-    sinks = []
+    sinks: list = []
     try:
-        if json_out is not None:
-            sinks.append(JsonlSink(json_out))
-        if save is not None:
-            sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
-        show_window = not headless and display_available()
-        if show_window:
-            sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
-        elif not headless and not quiet:
-            d = os.environ.get("DISPLAY")
-            why = f"no X server answers on DISPLAY={d}" if d else "no display found"
-            _note(f"{why}: running headless (--headless hides this note)")
-        if not sinks and not quiet:
-            _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
+        show_window = _open_sinks(sinks, src, kind, json_out, append, save, headless, quiet)
         options = FaceAnalyzerOptions(model_path=model, threads=threads, min_confidence=min_confidence,
                                       max_faces=max_faces, video=not is_images, smooth=not no_smooth,
                                       min_gender_confidence=min_gender_confidence)
@@ -135,39 +123,86 @@ def run(
             def status(s, fps, n_faces):
                 _note(f"frame {s.frames}: {fps:.1f} FPS, {n_faces} face(s)")
 
-            # Ctrl-C and SIGTERM (systemd, docker stop) end the run after the current frame; outputs are finalised.
+            # Ctrl-C, SIGTERM (systemd, docker stop) and SIGHUP (terminal closed) end the run after the
+            # current frame; outputs are finalised.
             with deferred_interrupts() as stop:
                 summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
                                    max_frames=max_frames, warn=warn, stop=stop,
                                    status=None if (show_window or quiet or json_out == "-") else status)
+    except BaseException:
+        for s in sinks:  # setup failed: earlier outputs stay as they were
+            s.abort()
+        raise
     finally:
         src.close()
-        for s in sinks:  # idempotent: run_loop closed them already unless setup failed
-            s.close()
-    _print_summary(summary, kind, json_out, save)
+    _print_summary(summary, kind, json_out, save, getattr(stop, "signal_name", ""))
+    _exit_for(summary, kind)
+
+
+def _check_model(model: Optional[Path]) -> None:
+    if model is not None and model.is_dir():
+        raise BadInputError(f"--model: {model} is a folder; give a .tflite file made by `edgeag quantize`")
+    if model is not None and not model.is_file():
+        raise BadInputError(f"model file not found: {model}")
+
+
+def _open_sinks(sinks: list, src, kind: str, json_out: Optional[str], append: bool, save: Optional[Path],
+                headless: bool, quiet: bool) -> bool:
+    """Append the requested outputs to ``sinks`` (so the caller can abort them); True if a window is shown."""
+    import os
+
+    from edgeag.edge.sinks import ImageDirSink, JsonlSink, VideoSink, WindowSink, display_available
+
+    is_images = kind == "images"
+    if json_out is not None:
+        sinks.append(JsonlSink(json_out, append=append))
+    if save is not None:
+        sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
+    show_window = not headless and display_available()
+    if show_window:
+        sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
+    elif not headless and not quiet:
+        d = os.environ.get("DISPLAY")
+        why = f"no X server answers on DISPLAY={d}" if d else "no display found"
+        _note(f"{why}: running headless (--headless hides this note)")
+    if not sinks and not quiet:
+        _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
+    return show_window
+
+
+def _exit_for(summary, kind: str) -> None:
     if summary.interrupted:
-        err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.lost:
         raise typer.Exit(EXIT_RUNTIME)
     if kind == "images" and summary.frames == 0:
         err_console.print("[red]error:[/] no image could be read")
         raise typer.Exit(EXIT_BAD_INPUT)
+    if kind == "images" and summary.skipped:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
-def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path]) -> None:
+def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path], signal_name: str = "") -> None:
+    """One line: how the run ended, then what it did."""
     unit = "images" if kind == "images" else "frames"
     parts = [f"{s.frames} {unit} in {s.elapsed_s:.1f} s ({s.fps:.1f}/s)", f"{s.faces} faces"]
-    if s.skipped:
+    if s.skipped and kind != "images":
         parts.append(f"{s.skipped} unreadable {unit} skipped")
     if s.reconnects:
         parts.append(f"{s.reconnects} reconnection(s)")
-    if s.lost:
-        parts.append("source lost")
     outs = [str(p) for p in (json_out if json_out not in (None, "-") else None, save) if p]
     if outs:
         parts.append("wrote " + ", ".join(outs))
-    err_console.print("done: " + "; ".join(parts), highlight=False, markup=False, soft_wrap=True)
+    if s.interrupted:
+        head = f"interrupted ({signal_name})" if signal_name else "interrupted"
+    elif s.lost:
+        head = "source lost"
+    elif kind == "images" and s.skipped:
+        head = f"partly done ({s.skipped} of {s.frames + s.skipped} images unreadable; exit code {EXIT_PARTIAL})"
+    else:
+        head = "done"
+    err_console.print(f"{head}: " + "; ".join(parts), highlight=False, markup=False, soft_wrap=True,
+                      style="yellow" if head != "done" else None)
 
 
 @handle_errors
@@ -188,14 +223,12 @@ def predict(
     """Analyse photos: a table, or one JSON object per image with --json."""
     import json
 
-    import cv2
-
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
+    from edgeag.edge.images import ImageError, read_image, scale_boxes
     from edgeag.edge.sinks import ImageDirSink, annotate
-    from edgeag.edge.sources import expand_images, read_bgr
+    from edgeag.edge.sources import expand_images
 
-    if model is not None and not model.is_file():
-        raise BadInputError(f"model file not found: {model}")
+    _check_model(model)
     # Inputs in the order given; an argument that yields no image becomes an error entry in its place.
     entries: list[Path | dict] = []
     for arg in images:
@@ -210,18 +243,21 @@ def predict(
         for entry in entries:
             if isinstance(entry, dict):
                 r = entry
-            elif (bgr := read_bgr(entry)) is None:
-                r = {"file": str(entry), "error": "cannot decode image"}
             else:
+                try:
+                    decoded = read_image(entry)
+                except ImageError as exc:
+                    decoded, r = None, {"file": str(entry), "error": str(exc)}
+            if not isinstance(entry, dict) and decoded is not None:
                 if fa is None:  # models load only once an image was read
                     fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
                                                           min_confidence=min_confidence, max_faces=max_faces,
                                                           min_gender_confidence=min_gender_confidence))
-                faces = [f.to_dict() for f in fa.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))]
-                r = {"file": str(entry), "faces": faces}
+                faces = [f.to_dict() for f in fa.analyze(decoded.rgb)]
+                r = {"file": str(entry), "faces": scale_boxes(faces, decoded.scale)}
                 n_ok += 1
                 if sink:
-                    sink.write(r, annotate(bgr, faces, None, ethnicity))
+                    sink.write(r, annotate(decoded.bgr, faces, None, ethnicity))
             _emit(r, as_json, json)
             results.append(r)
     finally:
@@ -229,12 +265,17 @@ def predict(
             fa.close()
     if not as_json:
         _print_table(results, ethnicity)
-    n_bad = len(results) - n_ok
-    if n_bad:
-        err_console.print(f"{n_bad} of {len(results)} input(s) could not be read", highlight=False)
+    _predict_exit(len(results), n_ok)
+
+
+def _predict_exit(n: int, n_ok: int) -> None:
     if n_ok == 0:
-        err_console.print("[red]error:[/] no image could be read")
+        err_console.print(f"[red]error:[/] no image could be read ({n} input(s))")
         raise typer.Exit(EXIT_BAD_INPUT)
+    if n_ok < n:
+        err_console.print(f"[yellow]partly done:[/] {n_ok} of {n} images analysed, {n - n_ok} could not be read "
+                          f"(exit code {EXIT_PARTIAL})", highlight=False)
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _emit(r: dict, as_json: bool, json) -> None:
