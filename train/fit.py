@@ -20,7 +20,7 @@ from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.errors import BadInputError
 from edgeag.train.cache import CropSet, load_crops
-from edgeag.train.datasets import Dataset
+from edgeag.train.datasets import Dataset, channel_warning
 from edgeag.train.model import ModelConfig
 
 AGE_LOSSES = ("l1", "mse", "huber", "distribution")
@@ -304,8 +304,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         raise BadInputError("--freeze-shared needs --init-from (the run whose layers are kept fixed)")
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
     mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # created once the data proved usable: bad data leaves no empty folder behind
     spec = CropSpec(size=mcfg.input_size, channels=mcfg.channels, margin=crop_margin)
     dataset = Dataset(data, split_file, seed=tcfg.seed)
     from rich.console import Console
@@ -334,6 +333,9 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
                   f"({int(crops.fallback.sum())} without a detected face used whole; {skipped.summary()}) "
                   f"in {time.time() - t_prep:.0f}s", highlight=False)
+    if warning := channel_warning(dataset, spec.channels, "the model being trained (--channels 3)"):
+        console.print(f"warning: {warning}", style="yellow", highlight=False)
+    out.mkdir(parents=True, exist_ok=True)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
