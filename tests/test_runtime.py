@@ -464,52 +464,7 @@ def test_stale_display_falls_back_to_headless(tmp_path):
     assert not _x_server_answers(":987") and not _x_server_answers("") and not _x_server_answers("nonsense")
 
 
-def lines_in_progress(folder: Path, name: str) -> int:
-    """Lines written so far to the temporary file behind ``--json folder/name`` (renamed into place at the end)."""
-    stem, suffix = name.rsplit(".", 1)
-    return sum(p.read_text().count("\n") for p in folder.glob(f".{stem}.part*.{suffix}"))
-
-
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
-def test_signals_flush_json_and_finalise_the_mp4(tmp_path, sig):
-    """Ctrl-C, SIGTERM (docker stop) or SIGHUP (terminal closed) mid-run: exit 130, every JSON line complete,
-    the MP4 playable, and an earlier result in their place replaced only then."""
-    import signal
-    import time
-
-    import cv2
-
-    src = tmp_path / "long.mp4"
-    w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 30, (160, 120))
-    for i in range(3000):  # ~100 s of video: the run cannot finish before the signal
-        w.write(np.full((120, 160, 3), i % 255, np.uint8))
-    w.release()
-    out, mp4 = tmp_path / "out.jsonl", tmp_path / "out.mp4"
-    out.write_text('{"earlier": "result"}\n')
-    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgeag.cli", "run", "--video", str(src), "--headless",
-                             "--json", str(out), "--save", str(mp4)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and lines_in_progress(tmp_path, out.name) < 10:
-            time.sleep(0.1)
-        assert out.read_text() == '{"earlier": "result"}\n'  # untouched while the run goes on
-        proc.send_signal(getattr(signal, sig))
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err[-2000:]
-    assert f"interrupted ({sig})" in err and "done:" not in err and "Traceback" not in err
-    records = jsonl(out.read_text())  # every line parses: nothing half-written
-    assert 10 <= len(records) < 3000
-    cap = cv2.VideoCapture(str(mp4))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    assert n == len(records)
-    assert not list(tmp_path.glob(".*part*"))  # no temporary file left behind
+# Signals during `run --json --save` (SIGINT, SIGTERM, SIGHUP): tests/test_bad_inputs.py.
 
 
 def test_first_interrupt_is_deferred_to_the_frame_boundary_the_second_is_immediate():
