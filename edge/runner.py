@@ -122,7 +122,8 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             h, w = frame.bgr.shape[:2]
             drawn = [f.to_dict() for f in faces]  # in the decoded image's pixels; the record in the file's
             record.update(width=int(round(w / frame.scale)), height=int(round(h / frame.scale)),
-                          faces=scale_boxes(drawn, frame.scale), latency_ms={k: round(v, 2) for k, v in latency.items()})
+                          faces=scale_boxes(drawn, frame.scale),
+                          latency_ms={k: round(v, 2) for k, v in latency.items()})
             s.frames += 1
             s.faces += len(faces)
             # Display rate: EMA of the whole loop (read, analyse, draw, write), i.e. what the user sees.
@@ -160,7 +161,7 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
         errors = []
         for sink in sinks:  # a crash drops the outputs (earlier results stay); any other end keeps them
             try:
-                sink.abort() if failed else sink.close()
+                getattr(sink, "abort", sink.close)() if failed else sink.close()
             except Exception as exc:  # noqa: BLE001 - close every sink even if one fails
                 errors.append(exc)
         source.close()

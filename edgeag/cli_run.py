@@ -131,7 +131,10 @@ def run(
                                    status=None if (show_window or quiet or json_out == "-") else status)
     except BaseException:
         for s in sinks:  # setup failed: earlier outputs stay as they were
-            s.abort()
+            try:
+                getattr(s, "abort", s.close)()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
         raise
     finally:
         src.close()
@@ -241,20 +244,21 @@ def predict(
     sink = ImageDirSink(save) if save else None
     try:
         for entry in entries:
+            decoded = None
             if isinstance(entry, dict):
                 r = entry
             else:
                 try:
                     decoded = read_image(entry)
                 except ImageError as exc:
-                    decoded, r = None, {"file": str(entry), "error": str(exc)}
-            if not isinstance(entry, dict) and decoded is not None:
+                    r = {"file": str(entry), "error": str(exc)}
+            if decoded is not None:
                 if fa is None:  # models load only once an image was read
                     fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
                                                           min_confidence=min_confidence, max_faces=max_faces,
                                                           min_gender_confidence=min_gender_confidence))
                 faces = [f.to_dict() for f in fa.analyze(decoded.rgb)]
-                r = {"file": str(entry), "faces": scale_boxes(faces, decoded.scale)}
+                r = {"file": str(entry), "faces": scale_boxes(faces, decoded.scale)}  # in the file's pixels
                 n_ok += 1
                 if sink:
                     sink.write(r, annotate(decoded.bgr, faces, None, ethnicity))

@@ -219,6 +219,13 @@ def test_cli_row(row: Row, files, tmp_path):
     assert not leftovers(tmp_path) and not leftovers(out.parent)
 
 
+def test_long_errors_stay_on_one_line_in_a_pipe(files, tmp_path):
+    """rich wraps at 80 columns when stderr is not a terminal: an error must stay one line, path and all."""
+    missing = tmp_path / ("a_model_file_with_a_rather_long_name_" * 3 + ".tflite")
+    p = run_cli("run", "--headless", files["good_mp4"], "--model", missing, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.splitlines() == [f"error: model file not found: {missing}"], p.stderr
+
+
 def test_malformed_rows_and_grayscale_data_are_reported_on_screen(files, tmp_path):
     p = run_cli("evaluate", files["default_model"], "--data", files["some_bad_rows_csv"], "--split", "train",
                 cwd=tmp_path)

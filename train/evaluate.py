@@ -295,9 +295,7 @@ def evaluate_model(model: str | Path, data: str | Path, *, split: str = "test", 
                    cache_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Evaluate a Keras folder or TFLite file on one split; write the report to ``out`` if given."""
     from edgeag.train.cache import load_crops
-    from edgeag.train.datasets import Dataset
-
-    from edgeag.train.datasets import channel_warning
+    from edgeag.train.datasets import Dataset, channel_warning
 
     predictor, spec, desc = load_predictor(model)
     dataset = Dataset(data, split_file, seed=seed)
