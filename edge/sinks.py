@@ -7,7 +7,8 @@ BGR frame, drawn once per frame and only if a sink wants it.
 
 Files are written under a temporary name beside the target (``.NAME.partPID.EXT``) and renamed into place by
 ``close()``, so an earlier result is never truncated by a run that fails, and never half-overwritten by one
-that crashes; ``JsonlSink(append=True)`` adds to the file instead.
+that crashes (``abort()`` keeps what a crashed run wrote as ``NAME.partial.EXT`` beside it, or as NAME if
+there was none); ``JsonlSink(append=True)`` adds to the file instead.
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ def _commit(part: Path, path: Path) -> None:
     except OSError:
         pass
     os.replace(part, path)
+
+
+def _settle(part: Path, path: Path, written: int, commit: bool, keep_empty: bool) -> Path | None:
+    """Where a temporary output ends: renamed onto ``path`` when the run ended normally; after a crash, what
+    was written is kept beside an earlier result (``NAME.partial.EXT``), never over it. Returns the file."""
+    if commit and (written or (keep_empty and not path.exists())):
+        _commit(part, path)
+        return path
+    if not commit and written:
+        dest = path.with_name(f"{path.stem}.partial{path.suffix}") if path.exists() else path
+        os.replace(part, dest)
+        return dest
+    _discard(part)
+    return None
 
 
 def _discard(part: Path) -> None:
@@ -167,6 +182,7 @@ class JsonlSink(Sink):
     def __init__(self, target: str | Path, append: bool = False) -> None:
         self.target = str(target)
         self._part: Path | None = None
+        self.saved_to: Path | None = None  # where the records ended up (set when the sink finishes)
         self._own = self.target != "-"
         self.count = 0
         if not self._own:
@@ -208,10 +224,7 @@ class JsonlSink(Sink):
         self._f.close()
         part, self._part = self._part, None
         if part is not None:  # an empty result replaces nothing that existed
-            if commit and (self.count or not self.path.exists()):
-                _commit(part, self.path)
-            else:
-                _discard(part)
+            self.saved_to = _settle(part, self.path, self.count, commit, keep_empty=True)
 
 
 def _silence_stdout() -> None:
@@ -231,6 +244,7 @@ class VideoSink(Sink):
 
     def __init__(self, path: str | Path, fps: float | None) -> None:
         self.path = Path(path)
+        self.saved_to: Path | None = None  # where the video ended up (set when the sink finishes)
         codecs = VIDEO_SUFFIXES.get(self.path.suffix.lower())
         if codecs is None:
             raise BadInputError(f"--save: use a video file name ending in {', '.join(VIDEO_SUFFIXES)}, "
@@ -286,10 +300,7 @@ class VideoSink(Sink):
             self._writer = None
         part, self._part = self._part, None
         if part is not None:
-            if commit and self.count:
-                _commit(part, self.path)
-            else:
-                _discard(part)
+            self.saved_to = _settle(part, self.path, self.count, commit, keep_empty=False)
 
 
 class ImageDirSink(Sink):

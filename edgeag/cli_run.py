@@ -130,11 +130,13 @@ def run(
                                    max_frames=max_frames, warn=warn, stop=stop,
                                    status=None if (show_window or quiet or json_out == "-") else status)
     except BaseException:
-        for s in sinks:  # setup failed: earlier outputs stay as they were
+        for s in sinks:  # earlier outputs stay as they were; what a crashed run wrote is kept beside them
             try:
                 getattr(s, "abort", s.close)()
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
+            if getattr(s, "saved_to", None):
+                _warn(f"partial result kept in {s.saved_to}")
         raise
     finally:
         src.close()

@@ -281,9 +281,13 @@ def test_jsonl_sink_replaces_only_on_close(tmp_path):
     assert out.read_text() == '{"frame":0}\n' and not leftovers(tmp_path)
     assert out.stat().st_mode & 0o777 == 0o640  # the replaced file's permissions are kept
     sink = JsonlSink(out)
+    sink.abort()  # set-up failed: the last good result stays, nothing else appears
+    assert out.read_text() == '{"frame":0}\n' and not leftovers(tmp_path) and sink.saved_to is None
+    sink = JsonlSink(out)
     sink.write({"frame": 1}, None)
-    sink.abort()  # the run crashed: the last good result stays
+    sink.abort()  # the run crashed midway: the last good result stays, what was done is kept beside it
     assert out.read_text() == '{"frame":0}\n' and not leftovers(tmp_path)
+    assert sink.saved_to == tmp_path / "r.partial.jsonl" and sink.saved_to.read_text() == '{"frame":1}\n'
 
 
 def test_jsonl_sink_never_replaces_a_device(tmp_path):
@@ -334,9 +338,13 @@ def test_video_sink_abort_keeps_the_earlier_video(tmp_path):
     out = tmp_path / "v.mp4"
     out.write_bytes(b"earlier video")
     sink = VideoSink(out, 25)
+    sink.abort()
+    assert out.read_bytes() == b"earlier video" and not leftovers(tmp_path)
+    sink = VideoSink(out, 25)
     sink.write({}, np.zeros((16, 16, 3), np.uint8))
     sink.abort()
     assert out.read_bytes() == b"earlier video" and not leftovers(tmp_path)
+    assert sink.saved_to == tmp_path / "v.partial.mp4"
 
 
 # ------------------------------------------------------------------------------------------ decoding
