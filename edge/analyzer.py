@@ -23,6 +23,7 @@ from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
 from edgeag.edge.detector import DEFAULT_DETECTOR, FaceDetector
 from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, Face
+from edgeag.edge.images import read_image, scale_faces
 from edgeag.edge.tracker import Tracker
 from edgeag.errors import BadInputError
 
@@ -51,17 +52,9 @@ class FaceAnalyzerOptions:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8. Raises BadInputError for a missing or undecodable file."""
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"image not found: {p}")
-    data = np.fromfile(p, np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise BadInputError(f"cannot decode image: {p}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """An image file as RGB uint8 at full size. Raises BadInputError (``ImageError``) for a missing or
+    undecodable file. (``analyze(path)`` decodes big images at a reduced size instead: edge/images.py.)"""
+    return read_image(path, reduce_above=None).rgb
 
 
 class FaceAnalyzer:
@@ -134,7 +127,10 @@ class FaceAnalyzer:
 
     def analyze(self, image: np.ndarray | str | Path, timestamp_ms: int | None = None) -> list[Face]:
         """Faces in one RGB uint8 image (H, W, 3) or image file, most confident first."""
-        rgb = load_image(image) if isinstance(image, (str, Path)) else _check_rgb(image)
+        if isinstance(image, (str, Path)):  # big files are decoded reduced; boxes come back in file pixels
+            decoded = read_image(image)
+            return scale_faces(self.analyze(decoded.rgb, timestamp_ms), decoded.scale)
+        rgb = _check_rgb(image)
         t0 = time.perf_counter()
         dets = self.detect(rgb, timestamp_ms)
         self.last_timings = {"detect_ms": (time.perf_counter() - t0) * 1e3}

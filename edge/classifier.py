@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeag.edge.crop import CropSpec
 from edgeag.edge.metadata import read_metadata
+from edgeag.edge.native_logs import native_logs_silenced
 from edgeag.errors import ModelError
 
 DEFAULT_MODEL = "edgeag_default.tflite"
@@ -54,7 +55,8 @@ class AgeGenderClassifier:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self._interp = Interpreter(model_content=buf, num_threads=threads)
+            with native_logs_silenced():  # "Created TensorFlow Lite XNNPACK delegate" from C++
+                self._interp = Interpreter(model_content=buf, num_threads=threads)
             sigs = self._interp._get_full_signature_list()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError with C++ text
             raise ModelError(f"cannot load model {path}: {exc}") from None
@@ -81,7 +83,8 @@ class AgeGenderClassifier:
         self.gender_threshold = t
         self._gender_shift = float(np.log(t / (1.0 - t)))
         self._batch = 0
-        self._resize(1)
+        with native_logs_silenced():  # the first allocation applies XNNPACK, which says so from C++
+            self._resize(1)
         # uint8 input with scale 1 and zero point 0 takes the crop as it is (no copy, no arithmetic).
         q = self._in_q
         self._passthrough = q.dtype == np.uint8 and abs(q.scale - 1.0) < 1e-6 and q.zero == 0

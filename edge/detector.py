@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeag.edge.blazeface import SPECS, anchors, decode, letterbox, spec_for_input, to_image, weighted_nms
 from edgeag.edge.crop import Detection
+from edgeag.edge.native_logs import native_logs_silenced
 from edgeag.errors import BadInputError, ModelError
 
 AUTO = "auto"  # full range, and short range on frames where the full range finds no face
@@ -56,9 +57,11 @@ class BlazeFace:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = path
-        try:
-            self._interp = Interpreter(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
+        try:  # LiteRT logs from C++ on creation and first run ("Created TensorFlow Lite XNNPACK delegate")
+            with native_logs_silenced():
+                self._interp = Interpreter(model_path=str(path), num_threads=threads)
+                self._interp.allocate_tensors()
+                self._interp.invoke()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError with C++ text
             raise ModelError(f"cannot load face detector {path}: {exc}") from None
         inp = self._interp.get_input_details()

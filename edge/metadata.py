@@ -12,6 +12,7 @@ optional ``gender_threshold`` (P(female) decision point chosen on val; the class
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 from edgeag.errors import ModelError
@@ -42,8 +43,10 @@ def read_metadata(model: bytes | str | Path, name: str | None = None) -> dict:
                              "(a plain TFLite file does not say how to crop and what its outputs mean)")
     except ModelError:
         raise
+    except (struct.error, IndexError):  # an offset past the end: the file was cut short or overwritten
+        raise ModelError(f"{name} is truncated or damaged ({len(buf)} bytes; not a complete TFLite model)") from None
     except Exception as exc:  # malformed flatbuffer, bad JSON
-        raise ModelError(f"{name}: cannot read model metadata ({exc})") from None
+        raise ModelError(f"{name}: cannot read model metadata ({type(exc).__name__})") from None
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ModelError(f"{name}: edgeag metadata lacks {', '.join(missing)}")

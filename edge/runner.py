@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 from edgeag.edge.analyzer import FaceAnalyzer
 from edgeag.edge.face import Face
+from edgeag.edge.images import scale_boxes
 from edgeag.edge.sinks import Sink, WindowSink, annotate
 from edgeag.edge.sources import Frame, FrameSource
 
@@ -41,7 +42,8 @@ class RunSummary:
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[threading.Event]:
-    """Turn Ctrl-C (SIGINT) and SIGTERM into a flag that ``run_loop`` checks between frames.
+    """Turn Ctrl-C (SIGINT), SIGTERM and SIGHUP (terminal closed) into a flag that ``run_loop`` checks
+    between frames; ``stop.signal_name`` says which arrived.
 
     A KeyboardInterrupt raised in the middle of a MediaPipe call leaves its native result half-released,
     and MediaPipe's freeing thread then crashed the process (SIGSEGV, about 1 run in 7 here) before the
@@ -50,12 +52,16 @@ def deferred_interrupts() -> Iterator[threading.Event]:
     """
     stop = threading.Event()
 
+    stop.signal_name = ""
+
     def _handler(signum, _frame):
         if stop.is_set():
             raise KeyboardInterrupt
+        stop.signal_name = signal.Signals(signum).name
         stop.set()
 
-    old = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    old = {sig: signal.signal(sig, _handler) for sig in sigs}
     try:
         yield stop
     finally:
@@ -88,6 +94,7 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
     fps_ema: float | None = None
     t_prev = t_start
     active = list(sinks)
+    failed = True
     try:
         it = iter(source)
         while max_frames is None or s.frames < max_frames:
@@ -118,7 +125,9 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             if frame.name is not None:
                 record["file"] = frame.name
             h, w = frame.bgr.shape[:2]
-            record.update(width=w, height=h, faces=[f.to_dict() for f in faces],
+            drawn = [f.to_dict() for f in faces]  # in the decoded image's pixels; the record in the file's
+            record.update(width=int(round(w / frame.scale)), height=int(round(h / frame.scale)),
+                          faces=scale_boxes(drawn, frame.scale),
                           latency_ms={k: round(v, 2) for k, v in latency.items()})
             s.frames += 1
             s.faces += len(faces)
@@ -129,7 +138,7 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             t_prev = now
             image = None
             if any(k.needs_image for k in active):
-                image = annotate(frame.bgr, record["faces"], fps_ema if source.live or track else None,
+                image = annotate(frame.bgr, drawn, fps_ema if source.live or track else None,
                                  ethnicity)
             keep_going = True
             for sink in list(active):
@@ -148,14 +157,16 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
                 t_status = now
                 s.elapsed_s = now - t_start
                 status(s, fps_ema or 0.0, len(faces))
+        failed = False
     except KeyboardInterrupt:
         s.interrupted = True
+        failed = False
     finally:
         s.elapsed_s = time.perf_counter() - t_start
         errors = []
-        for sink in sinks:
+        for sink in sinks:  # a crash drops the outputs (earlier results stay); any other end keeps them
             try:
-                sink.close()
+                getattr(sink, "abort", sink.close)() if failed else sink.close()
             except Exception as exc:  # noqa: BLE001 - close every sink even if one fails
                 errors.append(exc)
         source.close()

@@ -20,6 +20,7 @@ wait for a free analyzer (503 after ``busy_timeout`` seconds). A pool of one is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import re
@@ -38,12 +39,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from edgeag._version import __version__
 from edgeag.edge.face import MIN_FACE_PX
 from edgeag.errors import EdgeagError
 
 log = logging.getLogger("edgeag.server")
+# python-multipart logs its parse errors (e.g. "Expected boundary character 45, got 103") on top of the 400
+# we answer with; one message per fault is enough.
+logging.getLogger("python_multipart").setLevel(logging.CRITICAL)
 
 MB = 1024 * 1024
 # Multipart framing (boundaries, part headers) around the image: allowed on top of the image size limit.
@@ -65,6 +70,7 @@ class ServerOptions:
     max_upload_bytes: int = 10 * MB  # larger bodies -> 413
     max_side: int = 8192  # larger image width or height -> 413 (checked from the header, before decoding)
     busy_timeout: float = 30.0  # seconds a request waits for a free analyzer before 503
+    upload_timeout: float = 30.0  # seconds an upload may send nothing before 408 (a stalled or too slow client)
 
 
 class ApiError(Exception):
@@ -78,72 +84,21 @@ class ApiError(Exception):
 
 # ---------------------------------------------------------------------------------------------- images
 
-def _image_size(data: bytes) -> tuple[str, tuple[int, int] | None]:
-    """(format, (width, height) or None) read from the file header only; format '' if not an image we take."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpeg", _jpeg_size(data)
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png", struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp", _webp_size(data)
-    if data[:2] == b"BM" and len(data) >= 26:
-        w, h = struct.unpack("<ii", data[18:26])
-        return "bmp", (abs(w), abs(h))
-    return "", None
+# Status per ``ImageError.reason`` of the shared decoder (edge/images.py).
+_IMAGE_STATUS = {"empty": 400, "unsupported": 415, "too_large": 413, "corrupt": 400}
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i, n = 2, len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
-            continue
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return w, h
-        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
-    return None
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    chunk = data[12:16]
-    if chunk == b"VP8X" and len(data) >= 30:
-        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-    if chunk == b"VP8L" and len(data) >= 25:
-        b = int.from_bytes(data[21:25], "little")
-        return 1 + (b & 0x3FFF), 1 + ((b >> 14) & 0x3FFF)
-    if chunk == b"VP8 " and len(data) >= 30:
-        w, h = struct.unpack("<HH", data[26:30])
-        return w & 0x3FFF, h & 0x3FFF
-    return None
-
-
-def decode_image(data: bytes, max_side: int = 8192) -> np.ndarray:
-    """Image file bytes -> RGB uint8, in memory. Raises ApiError 415 (not an image we take), 413 (too many
-    pixels, judged from the header before any decoding, so a small file cannot expand into gigabytes) or
-    400 (looks like an image but does not decode)."""
-    import cv2
+def decode_upload(data: bytes, max_side: int = 8192):
+    """Uploaded bytes -> ``DecodedImage`` (big images reduced on decode), or ApiError 415 (not an image we
+    take), 413 (over ``max_side``, judged from the header before any decoding) or 400 (empty, corrupt)."""
+    from edgeag.edge.images import ImageError, decode_bgr
 
     if not data:
         raise ApiError(400, "empty body: send a JPEG, PNG, WebP or BMP image")
-    fmt, size = _image_size(data)
-    if not fmt:
-        raise ApiError(415, "not a supported image: send JPEG, PNG, WebP or BMP")
-    if size is not None and max(size) > max_side:
-        raise ApiError(413, f"image is {size[0]}x{size[1]} px; the limit is {max_side} px per side")
-    # IMREAD_COLOR applies the EXIF orientation, as browsers do when they display the same file.
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise ApiError(400, f"cannot decode the {fmt.upper()} image (corrupt or truncated)")
-    if max(bgr.shape[:2]) > max_side:  # header unreadable but the decode worked
-        raise ApiError(413, f"image is {bgr.shape[1]}x{bgr.shape[0]} px; the limit is {max_side} px per side")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        return decode_bgr(data, max_side=max_side, known_formats_only=True)
+    except ImageError as exc:
+        raise ApiError(_IMAGE_STATUS.get(exc.reason, 400), str(exc)) from None
 
 
 def extract_multipart_image(body: bytes, content_type: str) -> bytes:
@@ -271,17 +226,21 @@ class AnalyzeService:
         """Decode, analyse and forget one image. Returns the JSON response body."""
         if len(data) > self.options.max_upload_bytes:
             raise ApiError(413, _too_large(self.options.max_upload_bytes))
+        from edgeag.edge.images import scale_faces
+
         t0 = time.perf_counter()
-        rgb = decode_image(data, self.options.max_side)
+        decoded = decode_upload(data, self.options.max_side)
+        rgb = decoded.rgb
         t1 = time.perf_counter()
         with self.pool.borrow(self.options.busy_timeout) as analyzer:
             t2 = time.perf_counter()
-            faces = analyzer.analyze(rgb)
+            faces = scale_faces(analyzer.analyze(rgb), decoded.scale)  # boxes in the uploaded image's pixels
             stages = dict(analyzer.last_timings)
         t3 = time.perf_counter()
         self.requests += 1
         timings = {"decode_ms": (t1 - t0) * 1e3, "wait_ms": (t2 - t1) * 1e3, **stages, "total_ms": (t3 - t0) * 1e3}
-        return {"faces": [f.to_dict() for f in faces], "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+        width, height = decoded.size
+        return {"faces": [f.to_dict() for f in faces], "width": width, "height": height,
                 "timings": {k: round(v, 2) for k, v in timings.items()}}
 
     def model_info(self) -> dict:
@@ -371,6 +330,12 @@ def create_app(model_path: str | Path | None = None, *, options: ServerOptions |
     async def _edgeag_error(request: Request, exc: EdgeagError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # Phones drop uploads all the time: one line, no traceback (nobody is left to read the answer).
+        log.info("client %s disconnected during the upload to %s", _client(request), request.url.path)
+        return Response(status_code=400)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)  # server log only
@@ -383,7 +348,7 @@ def create_app(model_path: str | Path | None = None, *, options: ServerOptions |
         """Faces in one image: ``faces`` (box [x, y, w, h] px, score, age, gender, gender_confidence,
         ethnicity, ethnicity_confidence), ``width``, ``height``, ``timings`` (ms). Send a multipart form with
         the file in field ``image``, or the raw image bytes as the body. The image is not stored."""
-        data = await _read_image_body(request, opts.max_upload_bytes)
+        data = await _read_image_body(request, opts.max_upload_bytes, opts.upload_timeout)
         return await run_in_threadpool(service.analyze_bytes, data)
 
     @app.websocket("/v1/stream")
@@ -443,8 +408,13 @@ def create_app(model_path: str | Path | None = None, *, options: ServerOptions |
     return app
 
 
-async def _read_image_body(request: Request, limit: int) -> bytes:
-    """The image bytes of a request (raw body or multipart), refusing early anything over the limit."""
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "?"
+
+
+async def _read_image_body(request: Request, limit: int, idle_timeout: float = 30.0) -> bytes:
+    """The image bytes of a request (raw body or multipart), refusing early anything over the limit and
+    any upload that sends nothing for ``idle_timeout`` seconds (408). ClientDisconnect passes through."""
     ctype = request.headers.get("content-type", "").lower()
     multipart = ctype.startswith("multipart/form-data")
     if ctype.startswith(("text/", "application/json", "application/x-www-form-urlencoded")):
@@ -455,7 +425,16 @@ async def _read_image_body(request: Request, limit: int) -> bytes:
     if length and length.isdigit() and int(length) > cap:
         raise ApiError(413, _too_large(limit))  # before reading a byte
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), idle_timeout)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            log.info("client %s: upload stalled (%d bytes in, nothing for %g s): 408", _client(request), size,
+                     idle_timeout)
+            raise ApiError(408, f"upload too slow: nothing received for {idle_timeout:g} s") from None
         size += len(chunk)
         if size > cap:
             raise ApiError(413, _too_large(limit))
@@ -509,9 +488,21 @@ def uvicorn_server(app: FastAPI, *, log_level: str = "warning", access_log: bool
 
     service: AnalyzeService = app.state.service
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+                            log_config=_log_config(log_level),
                             ws_max_size=service.options.max_upload_bytes + _MULTIPART_SLACK,
                             timeout_graceful_shutdown=10, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     return uvicorn.Server(config)
+
+
+def _log_config(level: str) -> dict:
+    """uvicorn's logging set-up plus the ``edgeag`` loggers, same format and level (one line per event)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["edgeag"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 class ServerThread:
@@ -542,5 +533,5 @@ class ServerThread:
         self._thread.join(timeout=30)
 
 
-__all__ = ["ServerOptions", "AnalyzeService", "AnalyzerPool", "ApiError", "create_app", "decode_image",
+__all__ = ["ServerOptions", "AnalyzeService", "AnalyzerPool", "ApiError", "create_app", "decode_upload",
            "ServerThread", "bind_socket", "is_loopback", "uvicorn_server"]

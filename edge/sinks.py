@@ -1,8 +1,14 @@
 """Where results go: a window, a JSON Lines file (or stdout), an annotated video or annotated images.
 
 Each sink has ``write(record, image) -> bool`` (False: the user asked to stop, e.g. pressed q in the
-window) and ``close()``, which must leave a complete file behind (flushed JSON, finalised MP4) whatever
-ended the run. ``image`` is the annotated BGR frame, drawn once per frame and only if a sink wants it.
+window), ``close()``, which must leave a complete file behind (flushed JSON, finalised MP4) whatever ended
+the run, and ``abort()`` (setup failed or the run crashed: drop what was written). ``image`` is the annotated
+BGR frame, drawn once per frame and only if a sink wants it.
+
+Files are written under a temporary name beside the target (``.NAME.partPID.EXT``) and renamed into place by
+``close()``, so an earlier result is never truncated by a run that fails, and never half-overwritten by one
+that crashes (``abort()`` keeps what a crashed run wrote as ``NAME.partial.EXT`` beside it, or as NAME if
+there was none); ``JsonlSink(append=True)`` adds to the file instead.
 """
 
 from __future__ import annotations
@@ -17,7 +23,55 @@ import numpy as np
 
 from edgeag.errors import BadInputError
 
-VIDEO_SUFFIXES = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+# fourccs to try per container, best first: H.264 ('avc1') plays in browsers but needs an encoder that not
+# every OpenCV build has (the pip wheels often lack one); MPEG-4 part 2 ('mp4v') is always there.
+VIDEO_SUFFIXES = {".mp4": ("avc1", "mp4v"), ".m4v": ("avc1", "mp4v"), ".mov": ("avc1", "mp4v"),
+                  ".mkv": ("avc1", "mp4v"), ".avi": ("MJPG",)}
+
+
+def _output_path(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot become a file."""
+    if path.is_dir():
+        raise BadInputError(f"{option}: {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise BadInputError(f"{option}: folder does not exist: {path.parent}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise BadInputError(f"{option}: {path} is read-only")
+
+
+def _part_name(path: Path) -> Path:
+    """The temporary name of ``path`` while it is written: hidden, same folder (rename is atomic), same suffix."""
+    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+
+
+def _commit(part: Path, path: Path) -> None:
+    """Rename a finished temporary file into place, keeping the permissions of the file it replaces."""
+    try:
+        os.chmod(part, path.stat().st_mode & 0o7777)
+    except OSError:
+        pass
+    os.replace(part, path)
+
+
+def _settle(part: Path, path: Path, written: int, commit: bool, keep_empty: bool) -> Path | None:
+    """Where a temporary output ends: renamed onto ``path`` when the run ended normally; after a crash, what
+    was written is kept beside an earlier result (``NAME.partial.EXT``), never over it. Returns the file."""
+    if commit and (written or (keep_empty and not path.exists())):
+        _commit(part, path)
+        return path
+    if not commit and written:
+        dest = path.with_name(f"{path.stem}.partial{path.suffix}") if path.exists() else path
+        os.replace(part, dest)
+        return dest
+    _discard(part)
+    return None
+
+
+def _discard(part: Path) -> None:
+    try:
+        part.unlink()
+    except OSError:
+        pass
 
 
 def display_available() -> bool:
@@ -115,25 +169,36 @@ class Sink:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        """The run failed before or while writing: leave any earlier output as it was."""
+        self.close()
+
 
 class JsonlSink(Sink):
-    """One JSON object per line to a file or, with ``-``, to stdout (then nothing else goes to stdout)."""
+    """One JSON object per line to a file or, with ``-``, to stdout (then nothing else goes to stdout).
 
-    def __init__(self, target: str | Path, option: str = "--json") -> None:
+    A file is written under a temporary name and renamed into place by ``close()``; with ``append`` the
+    records are added to the end of the file (created if missing) as they come.
+    """
+
+    def __init__(self, target: str | Path, append: bool = False, option: str = "--json") -> None:
         self.target = str(target)
-        if self.target == "-":
-            self._f: IO[str] = sys.stdout
-            self._own = False
-        else:
-            p = Path(self.target)
-            if p.parent and not p.parent.is_dir():
-                raise BadInputError(f"{option}: folder does not exist: {p.parent}")
-            try:
-                self._f = p.open("w", encoding="utf-8")
-            except OSError as exc:
-                raise BadInputError(f"{option}: cannot write {p}: {exc.strerror}") from None
-            self._own = True
+        self._part: Path | None = None
+        self.saved_to: Path | None = None  # where the records ended up (set when the sink finishes)
+        self._own = self.target != "-"
         self.count = 0
+        if not self._own:
+            self._f: IO[str] = sys.stdout
+            return
+        p = self.path = Path(self.target)
+        _output_path(p, option)
+        direct = append or (p.exists() and not p.is_file())  # /dev/null, a FIFO: never replace those
+        out = p if direct else _part_name(p)
+        try:
+            self._f = out.open("a" if direct else "w", encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"{option}: cannot write {p}: {exc.strerror or exc}") from None
+        self._part = None if direct else out
 
     def write(self, record: dict, image: np.ndarray | None) -> bool:
         try:
@@ -146,12 +211,22 @@ class JsonlSink(Sink):
         return True
 
     def close(self) -> None:
+        self._finish(commit=True)
+
+    def abort(self) -> None:
+        self._finish(commit=False)
+
+    def _finish(self, commit: bool) -> None:
         try:
             self._f.flush()
         except (OSError, ValueError):  # stdout closed by a pipe reader that went away
             pass
-        if self._own:
-            self._f.close()
+        if not self._own:
+            return
+        self._f.close()
+        part, self._part = self._part, None
+        if part is not None:  # an empty result replaces nothing that existed
+            self.saved_to = _settle(part, self.path, self.count, commit, keep_empty=True)
 
 
 def _silence_stdout() -> None:
@@ -165,23 +240,41 @@ def _silence_stdout() -> None:
 
 
 class VideoSink(Sink):
-    """An annotated video; opened at the first frame (size known then), finalised by ``close()``."""
+    """An annotated video; opened at the first frame (size known then), renamed into place by ``close()``."""
 
     needs_image = True
 
     def __init__(self, path: str | Path, fps: float | None) -> None:
         self.path = Path(path)
-        fourcc = VIDEO_SUFFIXES.get(self.path.suffix.lower())
-        if fourcc is None:
+        self.saved_to: Path | None = None  # where the video ended up (set when the sink finishes)
+        codecs = VIDEO_SUFFIXES.get(self.path.suffix.lower())
+        if codecs is None:
             raise BadInputError(f"--save: use a video file name ending in {', '.join(VIDEO_SUFFIXES)}, "
                                 f"or a folder for annotated images: {self.path}")
-        if not self.path.parent.is_dir():
-            raise BadInputError(f"--save: folder does not exist: {self.path.parent}")
-        self.fourcc = fourcc
+        _output_path(self.path, "--save")
+        self._part = _part_name(self.path)
+        try:  # fail now, with the reason, rather than at the first frame
+            self._part.open("wb").close()
+        except OSError as exc:
+            raise BadInputError(f"--save: cannot write in {self.path.parent}: {exc.strerror or exc}") from None
+        self.codecs = codecs
+        self.fourcc: str | None = None  # the one that worked
         self.fps = fps or 15.0
         self._writer = None
         self._size: tuple[int, int] | None = None
         self.count = 0
+
+    def _open_writer(self, size: tuple[int, int]):
+        import cv2
+
+        for fourcc in self.codecs:
+            writer = cv2.VideoWriter(str(self._part), cv2.VideoWriter_fourcc(*fourcc), self.fps, size)
+            if writer.isOpened():
+                self.fourcc = fourcc
+                return writer
+            writer.release()
+        raise BadInputError(f"--save: this OpenCV build has no encoder for {self.path.suffix} "
+                            f"({' or '.join(self.codecs)}); try .avi")
 
     def write(self, record: dict, image: np.ndarray | None) -> bool:
         import cv2
@@ -190,11 +283,7 @@ class VideoSink(Sink):
             return True
         if self._writer is None:
             self._size = (image.shape[1], image.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
-                                           self._size)
-            if not self._writer.isOpened():
-                self._writer = None
-                raise BadInputError(f"--save: cannot write video {self.path} (codec {self.fourcc} unavailable?)")
+            self._writer = self._open_writer(self._size)
         if (image.shape[1], image.shape[0]) != self._size:  # images of mixed sizes
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
@@ -202,22 +291,36 @@ class VideoSink(Sink):
         return True
 
     def close(self) -> None:
+        self._finish(commit=True)
+
+    def abort(self) -> None:
+        self._finish(commit=False)
+
+    def _finish(self, commit: bool) -> None:
         if self._writer is not None:
             self._writer.release()  # writes the MP4 index: without it the file is unplayable
             self._writer = None
+        part, self._part = self._part, None
+        if part is not None:
+            self.saved_to = _settle(part, self.path, self.count, commit, keep_empty=False)
 
 
 class ImageDirSink(Sink):
-    """Annotated images into a folder, one per input frame (images mode: same file names)."""
+    """Annotated images into a folder, one per input frame (images mode: same file names).
+
+    Each image is written under a temporary name and renamed, so a crash never leaves a half-written one.
+    """
 
     needs_image = True
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise BadInputError(f"--save: {self.folder} is a file; give a folder for annotated images")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadInputError(f"--save: cannot create folder {self.folder}: {exc.strerror}") from None
+            raise BadInputError(f"--save: cannot create folder {self.folder}: {exc.strerror or exc}") from None
         self.count = 0
 
     def write(self, record: dict, image: np.ndarray | None) -> bool:
@@ -231,7 +334,13 @@ class ImageDirSink(Sink):
             out = out.with_suffix(".jpg")
         ok, buf = cv2.imencode(out.suffix, image)
         if ok:
-            buf.tofile(str(out))
+            part = _part_name(out)
+            try:
+                buf.tofile(str(part))
+                os.replace(part, out)
+            except OSError as exc:
+                _discard(part)
+                raise BadInputError(f"--save: cannot write {out}: {exc.strerror or exc}") from None
             self.count += 1
         return True
 

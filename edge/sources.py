@@ -29,8 +29,9 @@ Warn = Callable[[str], None]
 
 def _quiet_opencv() -> None:
     """OpenCV and FFmpeg log every failed probe to stderr; our own messages say what matters."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg opens
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    from edgeag.edge.native_logs import quiet_env
+
+    quiet_env()  # OPENCV_FFMPEG_LOGLEVEL=-8 (AV_LOG_QUIET) is read when FFmpeg opens
     import cv2
 
     if not os.environ.get("EDGEAG_DEBUG"):
@@ -48,6 +49,7 @@ class Frame:
     index: int  # position in the source (skipped frames keep their numbers)
     timestamp_ms: int  # media time for files, time since start for live sources
     name: str | None = None  # file name (images mode)
+    scale: float = 1.0  # decoded pixels per pixel of the file (big images are decoded reduced)
     _rgb: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -111,11 +113,11 @@ class CaptureSource(FrameSource):
         self.open_timeout_ms = open_timeout_ms
         self.max_bad_frames = max_bad_frames
         self.description = f"camera {target}" if kind == "camera" else str(target)
+        if kind == "video" and Path(str(target)).is_dir():
+            raise SourceError(f"{target} is a folder, not a video file (use --image for a folder of images)")
         if kind == "video" and not Path(str(target)).is_file():
             raise SourceError(f"video not found: {target}")
-        self._cap = self._open()
-        if self._cap is None:
-            raise SourceError(self._open_failure_message())
+        self._cap = self._open_first()
         fps = self._cap.get(_cv2().CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1.0 <= fps <= 240.0 else None
         count = self._cap.get(_cv2().CAP_PROP_FRAME_COUNT) if kind in ("video", "stream") else 0
@@ -124,6 +126,20 @@ class CaptureSource(FrameSource):
             self.live = False
         self._attempts_used = 0  # reconnection attempts of the current run of outages
         self._last_reconnect = -1e9
+
+    def _open_first(self):
+        """Open the source; a camera or stream still booting gets the ``reconnect`` attempts too."""
+        cap = self._open()
+        attempt = 0
+        while cap is None and self.live and attempt < self.reconnect:
+            attempt += 1
+            self.warn(f"{self.description}: cannot open yet; retrying ({attempt}/{self.reconnect})")
+            time.sleep(min(0.5 * attempt, 3.0))
+            cap = self._open()
+        if cap is None:
+            raise SourceError(self._open_failure_message() + (f"; gave up after {attempt + 1} attempts" if attempt
+                                                                else ""))
+        return cap
 
     def _open_failure_message(self) -> str:
         if self.kind == "camera":
@@ -250,32 +266,23 @@ class ImageSource(FrameSource):
         self.description = f"{len(self.files)} image(s)"
 
     def __iter__(self) -> Iterator[Frame]:
+        from edgeag.edge.images import ImageError, read_image
+
         for name, problem in self.problems:
             self._skip(name, problem)
         for index, path in enumerate(self.files):
-            bgr = read_bgr(path)
-            if bgr is None:
-                self._skip(str(path), "cannot decode image")
+            try:
+                decoded = read_image(path)
+            except ImageError as exc:
+                self._skip(str(path), str(exc))
                 continue
             self.stats.read += 1
-            yield Frame(bgr, index, 0, name=str(path))
+            yield Frame(decoded.bgr, index, 0, name=str(path), scale=decoded.scale)
 
     def _skip(self, name: str, why: str) -> None:
         self.stats.skipped += 1
         self.stats.skipped_names.append(name)
         self.warn(f"skipped {name}: {why}")
-
-
-def read_bgr(path: str | Path) -> np.ndarray | None:
-    """An image file as BGR uint8 (EXIF orientation applied), or None if missing or undecodable."""
-    import cv2
-
-    try:
-        data = np.fromfile(str(path), np.uint8)
-    except OSError:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return img
 
 
 def expand_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -18,7 +18,8 @@ from rich.markup import escape
 from edgeag.edge.face import MIN_FACE_PX
 from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
 
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a one-line error stays one line when stderr is a file or a pipe (rich would wrap it at 80 columns).
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # One text for `run`, `predict` and `serve` (figures: MODEL_CARD.md, gender reported only above a confidence).
@@ -52,10 +53,11 @@ def detector_option():
 
 
 def quiet_native_logs() -> None:
-    """Silence TensorFlow/absl/glog chatter on stderr (set before those libraries load)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    """Quiet TensorFlow/absl/OpenCV/FFmpeg chatter on stderr (set before those libraries load); LiteRT and
+    MediaPipe, which ignore the environment, are silenced where they load (edge/native_logs.py)."""
+    from edgeag.edge.native_logs import quiet_env
+
+    quiet_env()
 
 
 def handle_errors(fn):

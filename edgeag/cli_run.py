@@ -15,7 +15,7 @@ from edgeag import cli_audience as aud
 from edgeag.cli_common import MIN_FACE_OPTION, MIN_GENDER_CONFIDENCE_HELP, Detector, detector_option, err_console, \
     handle_errors
 from edgeag.edge.face import MAX_GAP_S
-from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, BadInputError
+from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_RUNTIME, BadInputError
 
 _MODEL_HELP = "Classifier .tflite made by `edgeag quantize` (default: the bundled int8 model)."
 
@@ -87,7 +87,9 @@ def run(
                                   help="A face unseen for longer (detector misses, occlusion) loses its track ID."),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when no display is available)."),
     json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="Write JSON Lines (one record per frame) to FILE, "
-                                           "or '-' for stdout."),
+                                           "or '-' for stdout. FILE is replaced when the run ends, never before."),
+    append: bool = typer.Option(False, "--append", help="Add the records to the end of the --json FILE "
+                                "instead of replacing it."),
     save: Optional[Path] = typer.Option(None, "--save", metavar="FILE|DIR", help="Annotated video (FILE.mp4/.avi); with images, a folder."),
     ethnicity: bool = typer.Option(False, "--ethnicity", help="Show ethnicity in the captions."),
     no_smooth: bool = typer.Option(False, "--no-smooth", help="Raw per-frame predictions (IDs are still tracked)."),
@@ -100,27 +102,25 @@ def run(
     min_dwell: float = aud.MIN_DWELL, age_brackets: str = aud.AGE_BRACKETS, start_time: Optional[str] = aud.START_TIME,
 ) -> None:
     """Analyse frames from a camera, video, stream or images: boxes, age, gender, live."""
-    import os
-
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
     from edgeag.edge.runner import deferred_interrupts, run_loop
-    from edgeag.edge.sinks import ImageDirSink, JsonlSink, VideoSink, WindowSink, display_available
     from edgeag.edge.sources import open_source
 
     kind, target = _choose_source(source, camera, video, image, stream)
     capture_size = _parse_size(size)
     if capture_size and kind != "camera":
         raise BadInputError("--size applies to cameras only")
-    warn = (lambda m: None) if quiet else _warn
-    if model is not None and not model.is_file():
-        raise BadInputError(f"model file not found: {model}")
+    if append and json_out in (None, "-"):
+        raise BadInputError("--append needs --json FILE")
     if events == "-" and json_out == "-":
         raise BadInputError("--json - and --events - cannot both write to stdout")
     if (events or mqtt) and kind == "images":
         raise BadInputError("--events/--mqtt need a video, camera or stream (visits are tracks over time)")
+    warn = (lambda m: None) if quiet else _warn
+    _check_model(model)
     src = open_source(kind, target, warn=warn, reconnect=reconnect, capture_size=capture_size)
     is_images = kind == "images"
-    sinks = []
+    sinks: list = []
     audience = None
     try:
         audience = aud.open_audience(events=events, mqtt=mqtt, mqtt_spool=mqtt_spool, device=device,
@@ -128,24 +128,11 @@ def run(
                                      age_brackets=age_brackets, start_time=start_time, ethnicity=ethnicity,
                                      min_gender_confidence=min_gender_confidence, source=src,
                                      live=kind != "video", warn=warn)
-        if json_out is not None:
-            sinks.append(JsonlSink(json_out))
-        if save is not None:
-            sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
-        show_window = not headless and display_available()
-        if show_window:
-            sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
-        elif not headless and not quiet:
-            d = os.environ.get("DISPLAY")
-            why = f"no X server answers on DISPLAY={d}" if d else "no display found"
-            _note(f"{why}: running headless (--headless hides this note)")
-        if not sinks and audience is None and not quiet:
-            _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
+        show_window = _open_sinks(sinks, src, kind, json_out, append, save, headless, quiet, audience is not None)
         options = FaceAnalyzerOptions(model_path=model, threads=threads, detector=detector.value,
-                                      min_confidence=min_confidence,
-                                      max_faces=max_faces, video=not is_images, smooth=not no_smooth,
-                                      min_gender_confidence=min_gender_confidence, min_face=min_face,
-                                      max_gap_s=max_gap)
+                                      min_confidence=min_confidence, max_faces=max_faces, video=not is_images,
+                                      smooth=not no_smooth, min_gender_confidence=min_gender_confidence,
+                                      min_face=min_face, max_gap_s=max_gap)
         with FaceAnalyzer(options) as analyzer:
             if audience is not None:
                 audience.tracker = analyzer.tracker  # visits end when the tracker retires their track
@@ -159,44 +146,96 @@ def run(
             def status(s, fps, n_faces):
                 _note(f"frame {s.frames}: {fps:.1f} FPS, {n_faces} face(s)")
 
-            # Ctrl-C and SIGTERM (systemd, docker stop) end the run after the current frame; outputs are finalised.
+            # Ctrl-C, SIGTERM (systemd, docker stop) and SIGHUP (terminal closed) end the run after the
+            # current frame; outputs are finalised.
             with deferred_interrupts() as stop:
                 summary = run_loop(src, analyzer, sinks, track=not is_images, ethnicity=ethnicity,
                                    max_frames=max_frames, warn=warn, stop=stop,
                                    status=None if (show_window or quiet or json_out == "-") else status,
                                    on_frame=audience.on_frame if audience else None)
+    except BaseException:
+        for s in sinks:  # earlier outputs stay as they were; what a crashed run wrote is kept beside them
+            try:
+                getattr(s, "abort", s.close)()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            if getattr(s, "saved_to", None):
+                _warn(f"partial result kept in {s.saved_to}")
+        raise
     finally:
         if audience is not None:  # open visits and the last aggregate, also after Ctrl-C
             audience.close()
         src.close()
-        for s in sinks:  # idempotent: run_loop closed them already unless setup failed
-            s.close()
-    _print_summary(summary, kind, json_out, save)
+    _print_summary(summary, kind, json_out, save, getattr(stop, "signal_name", ""))
     if audience is not None and audience.loss_message():
         _warn(audience.loss_message())
+    _exit_for(summary, kind)
+
+
+def _check_model(model: Optional[Path]) -> None:
+    if model is not None and model.is_dir():
+        raise BadInputError(f"--model: {model} is a folder; give a .tflite file made by `edgeag quantize`")
+    if model is not None and not model.is_file():
+        raise BadInputError(f"model file not found: {model}")
+
+
+def _open_sinks(sinks: list, src, kind: str, json_out: Optional[str], append: bool, save: Optional[Path],
+                headless: bool, quiet: bool, events: bool = False) -> bool:
+    """Append the requested outputs to ``sinks`` (so the caller can abort them); True if a window is shown."""
+    import os
+
+    from edgeag.edge.sinks import ImageDirSink, JsonlSink, VideoSink, WindowSink, display_available
+
+    is_images = kind == "images"
+    if json_out is not None:
+        sinks.append(JsonlSink(json_out, append=append))
+    if save is not None:
+        sinks.append(ImageDirSink(save) if is_images and not save.suffix else VideoSink(save, src.fps))
+    show_window = not headless and display_available()
+    if show_window:
+        sinks.append(WindowSink(f"edgeag - {src.description}", wait_ms=0 if is_images else 1))
+    elif not headless and not quiet:
+        d = os.environ.get("DISPLAY")
+        why = f"no X server answers on DISPLAY={d}" if d else "no display found"
+        _note(f"{why}: running headless (--headless hides this note)")
+    if not sinks and not events and not quiet:
+        _note("nothing to show or write: add --json FILE|- or --save FILE.mp4 (a summary is printed at the end)")
+    return show_window
+
+
+def _exit_for(summary, kind: str) -> None:
     if summary.interrupted:
-        err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.lost:
         raise typer.Exit(EXIT_RUNTIME)
     if kind == "images" and summary.frames == 0:
         err_console.print("[red]error:[/] no image could be read")
         raise typer.Exit(EXIT_BAD_INPUT)
+    if kind == "images" and summary.skipped:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
-def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path]) -> None:
+def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path], signal_name: str = "") -> None:
+    """One line: how the run ended, then what it did."""
     unit = "images" if kind == "images" else "frames"
     parts = [f"{s.frames} {unit} in {s.elapsed_s:.1f} s ({s.fps:.1f}/s)", f"{s.faces} faces"]
-    if s.skipped:
+    if s.skipped and kind != "images":
         parts.append(f"{s.skipped} unreadable {unit} skipped")
     if s.reconnects:
         parts.append(f"{s.reconnects} reconnection(s)")
-    if s.lost:
-        parts.append("source lost")
     outs = [str(p) for p in (json_out if json_out not in (None, "-") else None, save) if p]
     if outs:
         parts.append("wrote " + ", ".join(outs))
-    err_console.print("done: " + "; ".join(parts), highlight=False, markup=False, soft_wrap=True)
+    if s.interrupted:
+        head = f"interrupted ({signal_name})" if signal_name else "interrupted"
+    elif s.lost:
+        head = "source lost"
+    elif kind == "images" and s.skipped:
+        head = f"partly done ({s.skipped} of {s.frames + s.skipped} images unreadable; exit code {EXIT_PARTIAL})"
+    else:
+        head = "done"
+    err_console.print(f"{head}: " + "; ".join(parts), highlight=False, markup=False, soft_wrap=True,
+                      style="yellow" if head != "done" else None)
 
 
 @handle_errors
@@ -219,14 +258,12 @@ def predict(
     """Analyse photos: a table, or one JSON object per image with --json."""
     import json
 
-    import cv2
-
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
+    from edgeag.edge.images import ImageError, read_image, scale_boxes
     from edgeag.edge.sinks import ImageDirSink, annotate
-    from edgeag.edge.sources import expand_images, read_bgr
+    from edgeag.edge.sources import expand_images
 
-    if model is not None and not model.is_file():
-        raise BadInputError(f"model file not found: {model}")
+    _check_model(model)
     # Inputs in the order given; an argument that yields no image becomes an error entry in its place.
     entries: list[Path | dict] = []
     for arg in images:
@@ -239,22 +276,26 @@ def predict(
     sink = ImageDirSink(save) if save else None
     try:
         for entry in entries:
+            decoded = None
             if isinstance(entry, dict):
                 r = entry
-            elif (bgr := read_bgr(entry)) is None:
-                r = {"file": str(entry), "error": "cannot decode image"}
             else:
+                try:
+                    decoded = read_image(entry)
+                except ImageError as exc:
+                    r = {"file": str(entry), "error": str(exc)}
+            if decoded is not None:
                 if fa is None:  # models load only once an image was read
                     fa = FaceAnalyzer(FaceAnalyzerOptions(model_path=model, threads=threads,
                                                           detector=detector.value,
                                                           min_confidence=min_confidence, max_faces=max_faces,
                                                           min_gender_confidence=min_gender_confidence,
                                                           min_face=min_face))
-                faces = [f.to_dict() for f in fa.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))]
-                r = {"file": str(entry), "faces": faces}
+                faces = [f.to_dict() for f in fa.analyze(decoded.rgb)]
+                r = {"file": str(entry), "faces": scale_boxes(faces, decoded.scale)}  # in the file's pixels
                 n_ok += 1
                 if sink:
-                    sink.write(r, annotate(bgr, faces, None, ethnicity))
+                    sink.write(r, annotate(decoded.bgr, faces, None, ethnicity))
             _emit(r, as_json, json)
             results.append(r)
     finally:
@@ -262,12 +303,17 @@ def predict(
             fa.close()
     if not as_json:
         _print_table(results, ethnicity)
-    n_bad = len(results) - n_ok
-    if n_bad:
-        err_console.print(f"{n_bad} of {len(results)} input(s) could not be read", highlight=False)
+    _predict_exit(len(results), n_ok)
+
+
+def _predict_exit(n: int, n_ok: int) -> None:
     if n_ok == 0:
-        err_console.print("[red]error:[/] no image could be read")
+        err_console.print(f"[red]error:[/] no image could be read ({n} input(s))")
         raise typer.Exit(EXIT_BAD_INPUT)
+    if n_ok < n:
+        err_console.print(f"[yellow]partly done:[/] {n_ok} of {n} images analysed, {n - n_ok} could not be read "
+                          f"(exit code {EXIT_PARTIAL})", highlight=False)
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _emit(r: dict, as_json: bool, json) -> None:

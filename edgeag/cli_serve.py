@@ -26,10 +26,13 @@ def serve(
     min_face: int = MIN_FACE_OPTION,
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload, in MB (larger: 413)."),
     max_side: int = typer.Option(8192, min=16, help="Largest accepted image width or height, in pixels."),
+    upload_timeout: float = typer.Option(30.0, min=0.1, help="Seconds an upload may send nothing before it is "
+                                         "refused (408): stalled or too slow clients."),
     ssl_certfile: Optional[Path] = typer.Option(None, help="TLS certificate (PEM): serve HTTPS, which phone "
                                                 "browsers need for the camera on a non-localhost address."),
     ssl_keyfile: Optional[Path] = typer.Option(None, help="TLS private key (PEM) for --ssl-certfile."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request (uvicorn access log)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request (uvicorn access log) and "
+                                 "client-side faults (dropped or stalled uploads)."),
 ) -> None:
     """Start the web page and HTTP API: POST /v1/analyze, GET /v1/model, /healthz, /docs."""
     try:
@@ -54,8 +57,8 @@ def serve(
     try:
         options = ServerOptions(model_path=model, threads=threads, workers=workers, detector=detector.value,
                                 min_confidence=min_confidence, min_gender_confidence=min_gender_confidence,
-                                min_face=min_face,
-                                max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side)
+                                min_face=min_face, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                                max_side=max_side, upload_timeout=upload_timeout)
         app = create_app(options=options)
         server = uvicorn_server(app, log_level="info" if verbose else "warning", access_log=verbose,
                                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,

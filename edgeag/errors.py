@@ -1,7 +1,8 @@
 """Errors that reach the user as one clear line and an exit code, never a traceback.
 
 Exit codes (stable contract): 0 done, 1 runtime failure, 2 bad usage or bad input
-(missing path, unusable data, bad model file), 130 interrupted by Ctrl-C.
+(missing path, unusable data, bad model file), 3 partly done (`predict`, `run --image`: some inputs could
+not be read, the others were analysed), 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 
 

@@ -11,12 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EDGEAG_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data"
-UTK_TAR = DATA / "UTKFace.tar"
-SPLIT_FILE = DATA / "utkface_split.csv"
-KAGGLE_CSV = DATA / "age_gender_sample.csv"
+from data_paths import DATA, KAGGLE_CSV, ROOT, SHARED, SPLIT_FILE, UTK_TAR, decode_rgb  # noqa: F401
 
 needs_data = pytest.mark.skipif(not UTK_TAR.is_file(), reason=f"UTKFace not found at {DATA} (../shared/data)")
 
@@ -74,12 +69,6 @@ def utk_sample() -> list[tuple[str, bytes]]:
     if not UTK_TAR.is_file():
         pytest.skip(f"UTKFace not found at {DATA} (../shared/data)")
     return utk_members(600, split="test")[::10]
-
-
-def decode_rgb(data: bytes) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def default_sigint() -> None:

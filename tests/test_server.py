@@ -23,7 +23,8 @@ import cv2  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from edgeag.edge.server import (  # noqa: E402
-    AnalyzerPool, AnalyzeService, ServerOptions, _image_size, create_app, is_loopback)
+    AnalyzerPool, AnalyzeService, ServerOptions, create_app, is_loopback)
+from edgeag.edge.images import image_header as _image_size  # noqa: E402
 
 WEB = Path(__file__).resolve().parents[1] / "edge" / "web"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import SPLIT_FILE, UTK_TAR, decode_rgb
+from data_paths import SPLIT_FILE, UTK_TAR, decode_rgb  # not conftest: it needs pytest
 
 # (gender 0=male/1=female, min age, max age): adults of clearly different ages and genders.
 DEFAULT_WANTED = ((1, 22, 28), (0, 58, 68), (0, 32, 40))

@@ -120,6 +120,14 @@ def hash_split(item_id: str, seed: int = 0, fractions: tuple[float, float] = (0.
     return "train" if u < fractions[0] else "val" if u < fractions[1] else "test"
 
 
+def channel_warning(dataset: "Dataset", channels: int, who: str) -> str | None:
+    """A warning when 48x48 grayscale data (the Kaggle CSV) meets an RGB (3-channel) ``who``, else None."""
+    if dataset.kind == "kaggle-csv" and channels == 3:
+        return (f"{dataset.path.name} holds 48x48 grayscale faces but {who} is RGB (3 channels): it sees grey, "
+                "upscaled copies, unlike the colour photos it is meant for (--channels 1 suits this data)")
+    return None
+
+
 class Dataset:
     """A labelled face data set on disk.
 

@@ -299,16 +299,25 @@ def load_predictor(model: str | Path, threads: int | None = None):
     raise ModelError(f"model not found: {p} (give a .tflite file or a folder written by `edgeag train`)")
 
 
+def _say_on_screen(warnings: list[str | None]) -> None:
+    from rich.console import Console
+
+    for w in filter(None, warnings):
+        Console(stderr=True, soft_wrap=True).print(f"warning: {w}", style="yellow", highlight=False, markup=False)
+
+
 def evaluate_model(model: str | Path, data: str | Path, *, split: str = "test", split_file: str | Path | None = None,
                    out: str | Path | None = None, tta_flip: bool = False, seed: int = 0,
                    cache_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Evaluate a Keras folder or TFLite file on one split; write the report to ``out`` if given."""
     from edgeag.train.cache import load_crops
-    from edgeag.train.datasets import Dataset
+    from edgeag.train.datasets import Dataset, channel_warning
 
     predictor, spec, desc = load_predictor(model)
-    crops, skipped = load_crops(Dataset(data, split_file, seed=seed), spec, None, cache_dir=cache_dir,
-                                progress=progress)
+    dataset = Dataset(data, split_file, seed=seed)
+    crops, skipped = load_crops(dataset, spec, None, cache_dir=cache_dir, progress=progress)
+    _say_on_screen([channel_warning(dataset, spec.channels, "the model"),
+                    f"{Path(data).name}: {skipped.summary()} (malformed or unreadable)" if skipped.total else None])
     sub = crops.subset(split)
     if len(sub) == 0:
         from edgeag.errors import BadInputError

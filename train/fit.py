@@ -19,7 +19,7 @@ from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.errors import BadInputError
 from edgeag.train.cache import CropSet, load_crops
-from edgeag.train.datasets import Dataset
+from edgeag.train.datasets import Dataset, channel_warning
 from edgeag.train.model import ModelConfig
 
 AGE_LOSSES = ("l1", "mse", "huber", "distribution")
@@ -236,6 +236,8 @@ def _training_crops(data, split_file, spec: CropSpec, tcfg: TrainConfig, cache_d
     console.print(f"data: {len(tr)} train, {len(va)} val crops of {spec.size}x{spec.size}x{spec.channels} "
                   f"({int(crops.fallback.sum())} without a detected face used whole; {skipped.summary()}) "
                   f"in {time.time() - t_prep:.0f}s", highlight=False)
+    if warning := channel_warning(dataset, spec.channels, "the model being trained (--channels 3)"):
+        console.print(f"warning: {warning}", style="yellow", highlight=False)
     info = {"path": str(Path(data)), "split_file": str(split_file) if split_file else None, "train": len(tr),
             "val": len(va), "no_face_fallback": int(crops.fallback.sum()), "excluded_from_train": excluded}
     return tr, va, info
