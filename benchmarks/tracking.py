@@ -128,9 +128,9 @@ def crossing_clip(n_frames: int = 360) -> Clip:
 def detect_all(clip: Clip) -> list[list[tuple[float, ...]]]:
     from edgeag.edge.detector import FaceDetector
 
-    det = FaceDetector(video=True)
+    det = FaceDetector()
     try:
-        return [[d.box for d in det.detect(f, int(round(i * 1000 / clip.fps)))] for i, f in enumerate(clip.frames)]
+        return [[d.box for d in det.detect(f)] for f in clip.frames]
     finally:
         det.close()
 
