@@ -73,9 +73,11 @@ def markdown_report(m: dict) -> str:
              f"{d['images']} images" + (f" (a seeded sample of {d['limit']}, seed {m['seed']})" if d["limit"] else "")
              + f"; corruption seed {m['seed']}; " + ("test-time flip; " if m["tta_flip"] else "")
              + f"skipped entries: {sum(d['skipped'].values())}" + (f" {d['skipped']}." if d["skipped"] else "."),
-             "Each image: corruption of the full image (a UTKFace chip framed by its reflection) -> BlazeFace -> "
-             "the subject's face -> crop_face -> model. Figures are on the faces found; 'x same' is the MAE ratio to the clean pass on the faces found in both. Bias = "
-             "mean signed error (predicted - true) in years; worst bias: the age bucket (>= 5 faces) with the "
+             "Each image: corruption of the full image "
+             + ("(the photograph) -> BlazeFace -> the largest face" if d.get("format") == "fgnet" else
+                "(a UTKFace chip framed by its reflection) -> BlazeFace -> the subject's face")
+             + " -> crop_face -> model. Figures are on the faces found; 'x same' is the MAE ratio to the clean "
+             "pass on the faces found in both. Bias = mean signed error (predicted - true) in years; worst bias: the age bucket (>= 5 faces) with the "
              "largest. Gender change in points against clean.", "",
              "| " + " | ".join(headers(m)) + " |", "|" + " --- |" + " ---: |" * (len(headers(m)) - 1)]
     lines += ["| " + " | ".join(pass_cells(r)[h] for h in headers(m)) + " |" for r in m["passes"]]
