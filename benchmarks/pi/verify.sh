@@ -18,6 +18,8 @@
 #              EDGEAG_X86       the x86 edgeag giving the reference (default: `edgeag` on PATH); its venv's python
 #                               makes the inputs from ../shared/data (faces are never committed)
 #              VERIFY_FRAMES    frames of the generated clip (default 48)
+#              EDGEAG_PI_PIP_EXTRA  requirements pip-installed into the venv after section 1, to try other
+#                               versions (e.g. 'mediapipe==0.10.18 numpy<2'); empty by default
 # Timings under emulation say nothing about a real Pi; only exit codes and outputs count.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -90,8 +92,11 @@ awk '/<!-- verify.sh: install begin -->/{f=1; next} /<!-- verify.sh: install end
   "$REPO/docs/RASPBERRY_PI.md" | sed 's/^sudo //' >"$R/root/install.sh"
 cp -r "$IN" "$R/root/verify"
 t0=$SECONDS
+EXTRA=${EDGEAG_PI_PIP_EXTRA:-}
+[ -z "$EXTRA" ] || printf 'pip install %s\nedgeag --version\n' "$(printf "'%s' " $EXTRA)" >>"$R/root/install.sh"
 if in_root "${CPUS[0]}" 'set -e; export DEBIAN_FRONTEND=noninteractive; source ~/install.sh' >"$WORK/install.log" 2>&1; then
-  report PASS "install (${CPUS[0]}, docs/RASPBERRY_PI.md section 1): $(tail -1 "$WORK/install.log") in $((SECONDS - t0)) s"
+  report PASS "install (${CPUS[0]}, docs/RASPBERRY_PI.md section 1${EXTRA:+, then pip install $EXTRA}):" \
+    "$(tail -1 "$WORK/install.log") in $((SECONDS - t0)) s"
 else
   report FAIL "install (${CPUS[0]}): $(grep -a -m1 -i error "$WORK/install.log" || tail -1 "$WORK/install.log")"
 fi
