@@ -50,13 +50,26 @@ def resolve(reqs: list[str], python_version: str, glibc_minor: int) -> tuple[int
     return proc.returncode, data, proc.stderr
 
 
+def download(reqs: list[str], python_version: str, glibc_minor: int, dest: Path) -> int:
+    """Download the same resolution's wheels into ``dest`` (verify.sh offers them to pip in the emulated root)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary",
+           ":all:", "--implementation", "cp", "--python-version", python_version, "--dest", str(dest)]
+    for p in aarch64_platforms(glibc_minor):
+        cmd += ["--platform", p]
+    return subprocess.run(cmd + reqs).returncode
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--python-version", default="3.11", help="CPython version of the device (bookworm: 3.11)")
     ap.add_argument("--glibc", default="2.36", help="glibc of the device (bookworm: 2.36)")
+    ap.add_argument("--download", type=Path, metavar="DIR", help="download the wheels (and the build's "
+                    "setuptools and wheel) into DIR instead of checking")
     args = ap.parse_args()
     reqs = runtime_requirements()
     minor = int(args.glibc.split(".")[1])
+    if args.download:
+        return download(reqs + ["setuptools>=68", "wheel"], args.python_version, minor, args.download)
     code, report, stderr = resolve(reqs, args.python_version, minor)
     where = f"linux aarch64, CPython {args.python_version}, glibc {args.glibc}"
     if code != 0 or report is None:
