@@ -65,11 +65,13 @@ def main() -> int:
     ap.add_argument("--glibc", default="2.36", help="glibc of the device (bookworm: 2.36)")
     ap.add_argument("--download", type=Path, metavar="DIR", help="download the wheels (and the build's "
                     "setuptools and wheel) into DIR instead of checking")
+    ap.add_argument("extra", nargs="*", help="with --download: more requirements (e.g. other versions to try)")
     args = ap.parse_args()
     reqs = runtime_requirements()
     minor = int(args.glibc.split(".")[1])
     if args.download:
-        return download(reqs + ["setuptools>=68", "wheel"], args.python_version, minor, args.download)
+        code = download(reqs + ["setuptools>=68", "wheel"], args.python_version, minor, args.download)
+        return code or (download(args.extra, args.python_version, minor, args.download) if args.extra else 0)
     code, report, stderr = resolve(reqs, args.python_version, minor)
     where = f"linux aarch64, CPython {args.python_version}, glibc {args.glibc}"
     if code != 0 or report is None:

@@ -95,16 +95,16 @@ cp -r "$IN" "$R/root/verify"
 # "Connection reset by peer" on the 100 MB wheels): the host downloads the aarch64/CPython 3.11 wheels of the same
 # requirements (check_wheels.py's resolution) and the root's pip installs from them alone.
 rm -rf "$R/root/wheels"
-if ! "$PY" "$REPO/benchmarks/pi/check_wheels.py" --download "$R/root/wheels" >"$WORK/wheels.log" 2>&1; then
+EXTRA=${EDGEAG_PI_PIP_EXTRA:-}
+if ! "$PY" "$REPO/benchmarks/pi/check_wheels.py" --download "$R/root/wheels" $EXTRA >"$WORK/wheels.log" 2>&1; then
   report FAIL "aarch64 wheels: $(tail -1 "$WORK/wheels.log")"
 fi
 t0=$SECONDS
-EXTRA=${EDGEAG_PI_PIP_EXTRA:-}
-[ -z "$EXTRA" ] || printf 'env -u PIP_NO_INDEX pip install %s\nedgeag --version\n' "$(printf "'%s' " $EXTRA)" >>"$R/root/install.sh"
+[ -z "$EXTRA" ] || printf 'pip install %s\nedgeag --version\n' "$(printf "'%s' " $EXTRA)" >>"$R/root/install.sh"
 if in_root "${CPUS[0]}" 'set -e; export DEBIAN_FRONTEND=noninteractive PIP_NO_INDEX=1 PIP_FIND_LINKS=~/wheels
                          source ~/install.sh' >"$WORK/install.log" 2>&1; then
-  report PASS "install (${CPUS[0]}, docs/RASPBERRY_PI.md section 1${EXTRA:+, then pip install $EXTRA}):" \
-    "$(tail -1 "$WORK/install.log") in $((SECONDS - t0)) s"
+  report PASS "install (${CPUS[0]}, docs/RASPBERRY_PI.md section 1${EXTRA:+, then pip install $EXTRA}):\
+ $(tail -1 "$WORK/install.log") in $((SECONDS - t0)) s"
 else
   report FAIL "install (${CPUS[0]}): $(grep -a -m1 -i error "$WORK/install.log" || tail -1 "$WORK/install.log")"
 fi
