@@ -14,7 +14,9 @@ detected boxes are used. Each run reports how many frames used detected and synt
 JSON (``SCHEMA_VERSION`` 1; new keys may be added, existing keys keep their meaning)::
 
     schema_version, tool, edgeag_version, created
-    machine   {platform, machine, processor, python, cpu_count, load_average, versions {litert, mediapipe, opencv, numpy}}
+    machine   {platform, machine, processor, python, cpu_count, load_average, versions {litert, mediapipe, opencv, numpy},
+               cpu {arch, features {avx2, fma, f16c, avx512f, avx512_vnni, avx_vnni, avx512_bf16 | asimd, asimddp,
+                    asimdhp, i8mm, sve, atomics: bool} | null, int8_dot_product, summary}}  (edgeag.edge.cpu)
     config    {frames, warmup, faces, threads [..], width, height, jpeg_quality, data, split, split_file}
     clip      {source: "generated" | "generated+faces", distinct_frames, jpeg_kb_mean, face_boxes, face_size_px,
                pipeline}
@@ -59,6 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeag._version import __version__
+from edgeag.edge.cpu import cpu_features
 from edgeag.edge.crop import Detection
 from edgeag.errors import BadInputError, ModelError
 
@@ -581,7 +584,7 @@ def _machine() -> dict:
     return {"platform": platform.platform(), "machine": platform.machine(), "processor": cpu,
             "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-            "versions": versions}
+            "versions": versions, "cpu": cpu_features()}
 
 
 def _add_baselines(runs: list[dict]) -> None:
@@ -791,6 +794,11 @@ def print_report(result: dict, console=None) -> None:
                     "n/a" if a.get("gender_accuracy") is None else f"{100 * a['gender_accuracy']:.1f}%"]
         cmp.add_row(*row)
     console.print(cmp)
+    mach = result["machine"]
+    cpu = mach.get("cpu") or {}
+    console.print(f"machine: {mach['processor']} ({mach['machine']}, {mach['cpu_count']} CPUs, load "
+                  f"{mach['load_average']}); CPU features: {cpu.get('summary', 'unknown')}; LiteRT "
+                  f"{mach['versions'].get('litert')}, mediapipe {mach['versions'].get('mediapipe')}", highlight=False)
     console.print(f"clip: {clip['source']}, {clip['distinct_frames']} distinct JPEG frames of "
                   f"{clip['jpeg_kb_mean']} KB; face boxes: {clip['face_boxes']}; loop: {clip['pipeline']}. "
                   f"speed-up: classifier per face against the float32 variant of the same model at the same threads. "
@@ -800,6 +808,8 @@ def print_report(result: dict, console=None) -> None:
                  f"{'>=' if t['name'] in ('int8_speedup_vs_float32', 'end_to_end_fps') else '<='} {t['target']}, "
                  f"{t['run']})" for t in result["targets"]]
         console.print("targets (1 thread): " + "; ".join(parts))
+    console.print("To share these figures (e.g. from a Raspberry Pi): add --json bench.json and send bench.json; it "
+                  "holds the machine, CPU features, versions and every figure above.", highlight=False)
 
 
 def plot(result: dict, out_png: str | Path) -> Path:

@@ -82,6 +82,8 @@ def test_cli_bundled_model_json_and_plot(tmp_path):
     assert set(res["stages"]) == STAGE_KEYS
     assert res["config"]["frames"] == 5 and res["config"]["faces"] == 2 and res["config"]["threads"] == [1]
     assert res["clip"]["source"] == "generated"
+    assert set(res["machine"]["cpu"]) == {"arch", "features", "int8_dot_product", "summary"}
+    assert "CPU features:" in p.stdout and "--json bench.json" in p.stdout
     assert len(res["runs"]) == 1
     r = res["runs"][0]
     _check_run(r, frames=5, faces=2)
