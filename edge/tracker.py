@@ -246,7 +246,7 @@ class Tracker:
     """
 
     def __init__(self, max_gap_s: float = MAX_GAP_S, age_alpha: float = 0.2, window: int = 30, *, gate: float = 0.8,
-                 gate_per_s: float = 1.0, velocity_alpha: float = 0.5, max_predict_s: float = 1.0,
+                 gate_per_s: float = 0.5, velocity_alpha: float = 0.5, max_predict_s: float = 1.0,
                  frame_interval_s: float = 1 / 30, on_retire: Callable[[Track], None] | None = None) -> None:
         self.max_gap_s = max_gap_s
         self.age_alpha = age_alpha
@@ -273,6 +273,10 @@ class Tracker:
         now = float(t_s) if t_s is not None else (
             0.0 if self._now is None else self._now + self.frame_interval_s)
         self._now = now
+        # Retire first: a track unseen for longer than max_gap_s may not take this frame's faces.
+        self.retired = [t for t in self.tracks.values() if now - t.last_seen_s > self.max_gap_s]
+        for t in self.retired:
+            self._retire(t)
         tracks = list(self.tracks.values())
         predicted = [t.predict(now, self.max_predict_s, frame_size) for t in tracks]
         pairs = assign(cost_matrix(predicted, [max(now - t.last_seen_s, 0.0) for t in tracks], boxes,
@@ -287,9 +291,6 @@ class Tracker:
                        or any(touching(boxes[bi], b) for bj, b in enumerate(boxes) if bj != bi))
             tracks[ti]._move_to(boxes[bi], now, 0.0 if contact else self.velocity_alpha)
             out[bi] = tracks[ti]
-        self.retired = [t for t in tracks if now - t.last_seen_s > self.max_gap_s]
-        for t in self.retired:
-            self._retire(t)
         for bi, b in enumerate(boxes):
             if out[bi] is None:
                 t = Track(self._next_id, (float(b[0]), float(b[1]), float(b[2]), float(b[3])), now, now)
