@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeag.edge.tracker import iou  # noqa: F401 (tests import it from here)
+
 from data_paths import SPLIT_FILE, UTK_TAR, decode_rgb  # not conftest: it needs pytest
 
 # (gender 0=male/1=female, min age, max age): adults of clearly different ages and genders.
@@ -102,15 +104,6 @@ def make_video(path: Path, faces: list[PastedFace], n_frames: int = 72, fps: flo
         all_boxes.append(boxes)
     writer.release()
     return TestVideo(path, fps, n_frames, size, faces, all_boxes)
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter) if inter > 0 else 0.0
 
 
 if __name__ == "__main__":

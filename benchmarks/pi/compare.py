@@ -15,15 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter) if inter > 0 else 0.0
+from edgeag.edge.tracker import iou
 
 
 def read_records(path: Path) -> dict:
