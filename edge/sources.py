@@ -67,7 +67,6 @@ class SourceStats:
     skipped: int = 0  # unreadable frames or images
     reconnects: int = 0  # successful reopenings of a live source
     lost: bool = False  # a live source ended because it could not be reopened
-    skipped_names: list[str] = field(default_factory=list)
 
 
 class FrameSource:
@@ -281,7 +280,6 @@ class ImageSource(FrameSource):
 
     def _skip(self, name: str, why: str) -> None:
         self.stats.skipped += 1
-        self.stats.skipped_names.append(name)
         self.warn(f"skipped {name}: {why}")
 
 

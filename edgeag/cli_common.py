@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from enum import Enum
 
 import typer
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgeag.edge.face import MIN_FACE_PX
-from edgeag.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
+from edgeag.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
 
 # soft_wrap: a one-line error stays one line when stderr is a file or a pipe (rich would wrap it at 80 columns).
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,10 +86,3 @@ def handle_errors(fn):
             raise typer.Exit(EXIT_RUNTIME) from None
 
     return wrapper
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    """Print an error and exit (for checks inside commands)."""
-    err_console.print(f"[red]error:[/] {escape(message)}")
-    sys.stderr.flush()
-    raise typer.Exit(code)
