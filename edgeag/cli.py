@@ -269,7 +269,8 @@ def quantize(
     samples: int = typer.Option(300, help="Representative crops for int8 calibration."),
     check_split: str = typer.Option("test", help="Split on which float and converted models are compared."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the float-vs-converted evaluation."),
-    flip_tta: bool = typer.Option(False, "--flip-tta", help="Bake test-time flip into the model (2x compute per face)."),
+    tta: bool = typer.Option(False, "--tta", help="Bake test-time flip into the model: each face averaged with its "
+                             "mirror image (2x compute per face; as evaluate --tta)."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="int8: one weight scale per tensor instead of per "
                                     "output channel (a smaller file; check the printed drop)."),
     gender_threshold: str = typer.Option("0.5", "--gender-threshold",
@@ -292,7 +293,7 @@ def quantize(
             raise BadInputError(f"--gender-threshold must be a number or 'auto', got {gender_threshold!r}") from None
         if not 0.0 < threshold < 1.0:
             raise BadInputError(f"--gender-threshold must be inside (0, 1), got {threshold}")
-    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, flip_tta=flip_tta,
+    r = run_quantize(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, flip_tta=tta,
                      per_tensor=per_tensor)
     err_console.print(f"[green]wrote[/] {r['path']} ({r['bytes'] / 1024:.0f} KB, {mode})")
     from edgeag.train.evaluate import evaluate_model
@@ -301,7 +302,7 @@ def quantize(
     data = data or Path(config["data"]["path"])
     split_file = split_file or (Path(config["data"]["split_file"]) if config["data"].get("split_file") else None)
     if not no_check:  # the conversion's own cost, before any threshold is set
-        f = evaluate_model(model_dir, data, split=check_split, split_file=split_file, tta_flip=flip_tta)["overall"]
+        f = evaluate_model(model_dir, data, split=check_split, split_file=split_file, tta_flip=tta)["overall"]
         q = evaluate_model(out, data, split=check_split, split_file=split_file)["overall"]
         err_console.print(
             f"{check_split} split: age MAE float {f['age_mae']:.3f} -> {mode} {q['age_mae']:.3f} "

@@ -19,7 +19,7 @@ edgeag train "${T[@]}" --out "$OUT/ft112" --seed "$((SEED + 2))" "${MODEL[@]}" \
 # 2. Three more fine-tunes of that model (the soup's ingredients): 12 epochs at 128 px; and, after leaving out
 #    the training faces whose gender label the 112 px model confidently contradicts (mostly label errors),
 #    16 epochs at 112 px and 10 at 128 px with gender label smoothing.
-edgeag quantize "$OUT/ft112" "${T[@]}" --out "$OUT/ft112/edgeag_default.tflite" --samples 300 --flip-tta
+edgeag quantize "$OUT/ft112" "${T[@]}" --out "$OUT/ft112/edgeag_default.tflite" --samples 300 --tta
 edgeag audit-labels "$OUT/ft112/edgeag_default.tflite" "${T[@]}" --split train --out "$OUT/audit_train"
 edgeag train "${T[@]}" --out "$OUT/ft128" --seed "$((SEED + 3))" "${MODEL[@]}" \
     --input-size 128 --epochs 12 --patience 12 --lr 0.001 --init-from "$OUT/ft112"
@@ -33,7 +33,7 @@ edgeag train "${T[@]}" --out "$OUT/clean128" --seed "$((SEED + 6))" "${MODEL[@]}
 edgeag soup "$OUT/ft112" "$OUT/ft128" "$OUT/clean112" "$OUT/clean128" "${T[@]}" --out "$OUT"
 # One int8 weight scale per tensor instead of per output channel: 436 instead of 571 KB at the same accuracy.
 edgeag quantize "$OUT" "${T[@]}" --out "$OUT/int8.tflite" --samples 300 --per-tensor
-edgeag quantize "$OUT" "${T[@]}" --out "$OUT/edgeag_default.tflite" --samples 300 --flip-tta --per-tensor
+edgeag quantize "$OUT" "${T[@]}" --out "$OUT/edgeag_default.tflite" --samples 300 --tta --per-tensor
 edgeag evaluate "$OUT" "${T[@]}" --split test --out "$OUT/eval_float"
 edgeag evaluate "$OUT/int8.tflite" "${T[@]}" --split test --out "$OUT/eval_int8"
 edgeag evaluate "$OUT/edgeag_default.tflite" "${T[@]}" --split test --out "$OUT/eval_int8_flip"

@@ -3,7 +3,7 @@
     python benchmarks/experiments/ensembles.py RUN RUN ... \\
         --data ../shared/data/UTKFace.tar --split-file ../shared/data/utkface_split.csv
 
-Each run (an ``edgeag train``/``edgeag soup`` folder, or a ``.tflite`` quantized without ``--flip-tta``) predicts
+Each run (an ``edgeag train``/``edgeag soup`` folder, or a ``.tflite`` quantized without ``--tta``) predicts
 val and test once, averaged with the mirrored crop (the bundled model's flip); ensembles average those
 predictions (age in years, P(female), ethnicity probabilities) over 2..``--max-size`` runs. Ensembles are ranked
 by val gender accuracy, as a choice would be made; test is only reported. Averaging models is the upper end of
@@ -37,7 +37,7 @@ def score(preds: list[dict[str, np.ndarray]], age: np.ndarray, gender: np.ndarra
 
 @app.command()
 def main(
-    runs: list[Path] = typer.Argument(..., help="Model folders or .tflite files (without --flip-tta)."),
+    runs: list[Path] = typer.Argument(..., help="Model folders or .tflite files (without --tta)."),
     data: Path = typer.Option(..., "--data"),
     split_file: Path = typer.Option(None, "--split-file"),
     max_size: int = typer.Option(4, help="Largest ensemble tried (every combination up to it)."),

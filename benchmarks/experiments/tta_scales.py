@@ -6,7 +6,7 @@
 Each variant is made from the model's own cached crop (``crop_face``), so only the test-time change differs:
 ``z0.9`` keeps the central 90% of the crop and scales it back up (a tighter face box); ``z1.1`` shrinks
 the crop into a black border (a looser one, as UTKFace chips are padded). Every variant is also mirrored.
-Give a Keras folder or a ``.tflite`` quantized without ``--flip-tta``. Writes ``--out`` (JSON).
+Give a Keras folder or a ``.tflite`` quantized without ``--tta``. Writes ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def zoom(x: np.ndarray, factor: float) -> np.ndarray:
 
 @app.command()
 def main(
-    model: Path = typer.Argument(..., help="An `edgeag train` folder or a .tflite file without --flip-tta."),
+    model: Path = typer.Argument(..., help="An `edgeag train` folder or a .tflite file without --tta."),
     data: Path = typer.Option(..., "--data"),
     split_file: Path = typer.Option(None, "--split-file"),
     zooms: str = typer.Option("0.9,0.8,1.1", help="Zoom factors to try, each with its mirror."),
