@@ -194,7 +194,7 @@ def evaluate(
 def _is_fgnet(data: Path) -> bool:
     from edgeag.train.datasets import Dataset
 
-    return Dataset(data).format == "fgnet"
+    return Dataset(data).evaluation_only
 
 
 def _evaluate_robustness(model, data, split, split_file, out, tta, seed, as_json, corruptions, limit) -> None:

@@ -16,7 +16,7 @@ here); training calls it through ``tf.numpy_function``. Evaluation and the runti
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -43,9 +43,6 @@ class DegradeConfig:
     shot_noise: tuple[float, float] = (0.0, 0.05)
     p_jpeg: float = 0.4
     jpeg_quality: tuple[int, int] = (8, 90)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
