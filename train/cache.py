@@ -149,7 +149,7 @@ def load_crops(dataset: Dataset, spec: CropSpec, split: str | None = None, *,
     crops = CropSet(np.stack(xs), np.array(ages, np.float32), np.array(genders, np.int8),
                     np.array(eths, np.int8), np.array(ids), np.array(splits), np.array(fallbacks))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: two trainings may build the same cache
     np.savez(tmp, x=crops.x, age=crops.age, gender=crops.gender, ethnicity=crops.ethnicity, ids=crops.ids,
              split=crops.split, fallback=crops.fallback, skipped=json.dumps(dict(dataset.skipped.counts)))
     os.replace(tmp, path)  # atomic: an interrupted build never leaves a half cache behind
