@@ -64,11 +64,21 @@ class FaceAnalyzer:
     last call spent per stage (detect, crop, classify).
     """
 
-    def __init__(self, options: FaceAnalyzerOptions | None = None, **kwargs) -> None:
+    def __init__(self, options: FaceAnalyzerOptions | None = None, *, detector=None, classifier=None,
+                 **kwargs) -> None:
+        """``detector`` / ``classifier``: already built ones (anything with ``FaceDetector.detect`` /
+        ``AgeGenderClassifier``'s ``predict``, ``crop_spec``, ``labels``, e.g. timing wrappers); None builds
+        them from the options. A name or path as ``detector`` is the option, as before."""
+        if isinstance(detector, (str, Path)):
+            kwargs["detector"], detector = detector, None
         self.options = options or FaceAnalyzerOptions(**kwargs)
         o = self.options
-        self.classifier = AgeGenderClassifier(o.model_path, threads=o.threads)  # errors name the file
-        self.detector = FaceDetector(o.detector, min_confidence=o.min_confidence, threads=o.threads)
+        if classifier is None:
+            classifier = AgeGenderClassifier(o.model_path, threads=o.threads)  # errors name the file
+        self.classifier = classifier
+        if detector is None:
+            detector = FaceDetector(o.detector, min_confidence=o.min_confidence, threads=o.threads)
+        self.detector = detector
         self.spec = self.classifier.crop_spec
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
