@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from edgeag.benchmarks.common import machine_facts, pyplot, save_figure
 from edgeag.benchmarks.scenes import camera, paste, places, scene
 
 app = typer.Typer(add_completion=False)
@@ -140,11 +141,7 @@ def summarize(obs: dict, threshold: float) -> dict:
 
 
 def plot(result: dict, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for name, r in result["detectors"].items():
         rows = [r["at_threshold"][DEFAULT_THRESHOLD]["by_size"][str(s)] for s in SIZES]
@@ -166,17 +163,11 @@ def plot(result: dict, out: Path) -> Path:
     fig.suptitle(f"{result['faces_per_size']} UTKFace test faces per size in generated scenes, detector threshold "
                  f"{DEFAULT_THRESHOLD} ({result['machine']['processor']}; busy machine: times are indicative)",
                  fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def _machine() -> dict:
-    from edgeag.benchmarks.bench import _machine as machine
-
-    m = machine()
+    m = machine_facts()
     try:
         with open("/proc/cpuinfo") as f:
             flags = set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
