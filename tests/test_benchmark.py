@@ -260,3 +260,41 @@ def test_model_size_breakdown_adds_up_and_rejects_non_models(tmp_path):
     junk.write_bytes(b"not a model" * 100)
     r = subprocess.run([sys.executable, "-m", "edgeag.benchmarks.model_size", str(junk)], capture_output=True, text=True)
     assert r.returncode == 2 and "not a readable .tflite" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_analyzer_takes_built_detector_and_classifier():
+    """The benchmark times the runtime through FaceAnalyzer(detector=..., classifier=...), not by patching it."""
+    from edgeag.benchmarks.bench import synthetic_detections
+    from edgeag.benchmarks.bench_timing import TimedClassifier, TimedDetector
+    from edgeag.edge.analyzer import FaceAnalyzer
+    from edgeag.edge.classifier import AgeGenderClassifier
+
+    class NoFaces:
+        def detect(self, rgb):
+            return []
+
+        def close(self):
+            pass
+
+    boxes = [(synthetic_detections(2, 320, 240), False)]
+    det, clf = TimedDetector(NoFaces(), boxes), TimedClassifier(AgeGenderClassifier(threads=1))
+    with FaceAnalyzer(detector=det, classifier=clf) as fa:
+        faces = fa.analyze(np.zeros((240, 320, 3), np.uint8))
+    assert fa.detector is det and fa.classifier is clf
+    assert len(faces) == 2 and all(f.age is not None for f in faces)  # the synthetic boxes, classified
+    assert det.calls == 1 and not det.found and clf.last_ms > 0
+    with FaceAnalyzer(detector="short") as fa:  # a detector name is still the option
+        assert fa.options.detector == "short"
+
+
+def test_scripts_leave_errors_one_way(capsys):
+    from edgeag.benchmarks.common import exits_cleanly
+    from edgeag.errors import BadInputError
+
+    @exits_cleanly
+    def main():
+        raise BadInputError("--faces must be positive")
+
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and capsys.readouterr().err == "error: --faces must be positive\n"
