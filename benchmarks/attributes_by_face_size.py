@@ -11,11 +11,13 @@ the face's pixel size differs between columns, not detection. Writes ``--out`` (
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import typer
+
+from edgeag.benchmarks.common import exits_cleanly, write_json
+from edgeag.errors import BadInputError
 
 app = typer.Typer(add_completion=False)
 
@@ -36,34 +38,22 @@ def shrink(rgb: np.ndarray, det, width_px: float):
     return small, Detection((x * sx, y * sy, bw * sx, bh * sy), det.score, eye(det.right_eye), eye(det.left_eye))
 
 
-@app.command()
-def main(
-    data: Path = typer.Option(..., "--data"),
-    split_file: Path = typer.Option(None, "--split-file"),
-    widths: str = typer.Option("8,12,16,20,24,32,40,48,64", help="Face widths (detected box, pixels) to measure."),
-    model: Path = typer.Option(None, "--model", help="Classifier .tflite (default: the bundled model)."),
-    out: Path = typer.Option(Path("benchmarks/results/attributes_by_face_size.json"), "--out"),
-) -> None:
-    """Age MAE, gender and ethnicity accuracy of the model on test faces shrunk to each width."""
-    from edgeag.edge.classifier import AgeGenderClassifier
+def classify_at_widths(clf, det, records, widths: list[int]) -> tuple[dict, list, list, int]:
+    """Predictions for every record's detected face at its native size and shrunk to each width (batches of 64:
+    crops are not all kept, memory); returns (predictions by width, labels, native widths, faces missed)."""
     from edgeag.edge.crop import crop_face
-    from edgeag.edge.detector import FaceDetector
-    from edgeag.train.datasets import Dataset
 
-    clf = AgeGenderClassifier(model)
-    det = FaceDetector()
-    sizes = [int(v) for v in widths.split(",")]
-    preds: dict = {w: [] for w in ["native", *sizes]}
+    preds: dict = {w: [] for w in ["native", *widths]}
     labels, native_w, missed, batch = [], [], 0, []
 
-    def flush() -> None:  # classify a batch of faces at every width (crops are not all kept: memory)
+    def flush() -> None:
         for w in preds:
             x = [crop_face(rgb, d, clf.crop_spec) if w == "native" else crop_face(*shrink(rgb, d, w), clf.crop_spec)
                  for rgb, d in batch]
             preds[w].append(clf.predict(np.stack(x)))
         batch.clear()
 
-    for rec in Dataset(data, split_file).records("test"):
+    for rec in records:
         rgb = rec.image if rec.image.ndim == 3 else np.repeat(rec.image[:, :, None], 3, axis=2)
         found = det.detect(rgb)
         if not found:
@@ -76,6 +66,11 @@ def main(
             flush()
     if batch:
         flush()
+    return preds, labels, native_w, missed
+
+
+def score(preds: dict, labels: list) -> tuple[dict, dict]:
+    """Age MAE, gender and ethnicity accuracy per width, and those of a constant guess."""
     age, gender, eth = (np.array(v) for v in zip(*labels))
     rows = {}
     for w, parts in preds.items():
@@ -86,12 +81,12 @@ def main(
     chance = {"age_mae": float(np.abs(age - np.median(age)).mean()),  # always guessing the median age
               "gender_accuracy": float(max(gender.mean(), 1 - gender.mean())),
               "ethnicity_accuracy": float(np.bincount(eth).max() / len(eth))}
-    res = {"model": clf.path.name, "faces": len(labels), "no_face_found": missed,
-           "native_width_px_median": float(np.median(native_w)), "by_width_px": rows, "constant_guess": chance,
-           "suggested_min_face": suggest(rows, chance, sizes)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"{clf.path.name}: {len(labels)} test faces ({missed} without a detection), native box width "
+    return rows, chance
+
+
+def print_table(res: dict) -> None:
+    rows, chance = res["by_width_px"], res["constant_guess"]
+    print(f"{res['model']}: {res['faces']} test faces ({res['no_face_found']} without a detection), native box width "
           f"median {res['native_width_px_median']:.0f} px")
     print("| face width | " + " | ".join(rows) + " | constant guess |")
     for k, name, f in (("age_mae", "age MAE (years)", "{:.2f}"), ("gender_accuracy", "gender accuracy", "{:.1%}"),
@@ -99,6 +94,35 @@ def main(
         print(f"| {name} | " + " | ".join(f.format(r[k]) for r in rows.values()) + f" | {f.format(chance[k])} |")
     print(f"suggested --min-face: {res['suggested_min_face']} px (smallest width at which every attribute keeps at "
           "least half of the model's advantage over a constant guess)")
+
+
+@app.command()
+@exits_cleanly
+def main(
+    data: Path = typer.Option(..., "--data"),
+    split_file: Path = typer.Option(None, "--split-file"),
+    widths: str = typer.Option("8,12,16,20,24,32,40,48,64", help="Face widths (detected box, pixels) to measure."),
+    model: Path = typer.Option(None, "--model", help="Classifier .tflite (default: the bundled model)."),
+    out: Path = typer.Option(Path("benchmarks/results/attributes_by_face_size.json"), "--out"),
+) -> None:
+    """Age MAE, gender and ethnicity accuracy of the model on test faces shrunk to each width."""
+    from edgeag.edge.classifier import AgeGenderClassifier
+    from edgeag.edge.detector import FaceDetector
+    from edgeag.train.datasets import Dataset
+
+    try:
+        sizes = [int(v) for v in widths.split(",")]
+    except ValueError:
+        raise BadInputError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    clf = AgeGenderClassifier(model)
+    preds, labels, native_w, missed = classify_at_widths(clf, FaceDetector(), Dataset(data, split_file).records("test"),
+                                                         sizes)
+    rows, chance = score(preds, labels)
+    res = {"model": clf.path.name, "faces": len(labels), "no_face_found": missed,
+           "native_width_px_median": float(np.median(native_w)), "by_width_px": rows, "constant_guess": chance,
+           "suggested_min_face": suggest(rows, chance, sizes)}
+    write_json(res, out)
+    print_table(res)
 
 
 def suggest(rows: dict, chance: dict, sizes: list[int]) -> int | None:

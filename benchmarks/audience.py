@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgeag.benchmarks.common import exits_cleanly, write_json
+from edgeag.errors import EdgeagError
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -49,7 +52,8 @@ def run(clip: Path, *extra: str) -> tuple[float, str]:
     r = subprocess.run([*EDGEAG, "run", "--video", str(clip), "--headless", "-q", "--start-time", START, *extra],
                        capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:
-        raise SystemExit(f"edgeag run failed: {r.stderr[-1500:]}")
+        last = r.stderr.strip().splitlines()[-1:] or [f"exit code {r.returncode}"]
+        raise EdgeagError(f"edgeag run failed: {last[0][:300]}")
     m = re.search(r"frames in [\d.]+ s \(([\d.]+)/s\)", r.stderr)
     return float(m.group(1)), r.stderr
 
@@ -168,6 +172,7 @@ def _thread_cpu_s(tid: int) -> float:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 3)
 
 
+@exits_cleanly
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("part", choices=["floors", "mqtt", "cost"])
@@ -186,7 +191,7 @@ def main() -> None:
     res["machine"] = machine()
     res["command"] = "python benchmarks/audience.py " + " ".join(sys.argv[1:])
     out = ROOT / "benchmarks" / "results" / f"audience_{a.part}.json"
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    write_json(res, out, indent=1)
     print(json.dumps(res, indent=1))
 
 

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeag.benchmarks.common import exits_cleanly
+from edgeag.errors import EdgeagError
+
 
 def peak_rss_mb(image: Path) -> float:
     """Peak RSS (MB) of one `edgeag predict IMAGE --json` process (its own rusage, from wait4)."""
@@ -25,7 +28,7 @@ def peak_rss_mb(image: Path) -> float:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"edgeag predict failed with exit code {proc.returncode}")
+        raise EdgeagError(f"edgeag predict failed with exit code {proc.returncode}")
     return usage.ru_maxrss / 1024
 
 
@@ -43,6 +46,7 @@ def make_jpeg(path: Path, width: int, height: int) -> None:
     cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
+@exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=12000)

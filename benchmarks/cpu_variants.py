@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeag.benchmarks.common import exits_cleanly
+from edgeag.errors import BadInputError
+
 VARIANTS = ("float32", "float16", "noflip", "noflip_float32", "noflip_float16")
 
 
@@ -188,15 +191,21 @@ def make_variant(buf: bytes, name: str) -> tuple[bytes, dict]:
     return write_metadata(pack(m), meta), meta
 
 
+@exits_cleanly
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     a = ap.parse_args()
-    a.out.mkdir(parents=True, exist_ok=True)
+    names = a.variants.split(",")
+    if not set(names) <= set(VARIANTS):
+        raise BadInputError(f"--variants: choose from {', '.join(VARIANTS)}")
+    if not a.model.is_file():
+        raise BadInputError(f"model file not found: {a.model}")
     buf = a.model.read_bytes()
-    for name in a.variants.split(","):
+    a.out.mkdir(parents=True, exist_ok=True)
+    for name in names:
         data, meta = make_variant(buf, name)
         out = a.out / f"{name}.tflite"
         out.write_bytes(data)

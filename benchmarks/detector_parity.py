@@ -13,13 +13,14 @@ Writes ``--out`` (JSON). tests/test_detector.py runs the same comparison on fewe
 
 from __future__ import annotations
 
-import json
 import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import typer
+
+from edgeag.benchmarks.common import exits_cleanly, write_json
 
 app = typer.Typer(add_completion=False)
 
@@ -128,6 +129,7 @@ def parity_images(data: Path, n_utk: int = 200, n_fgnet: int = 100, seed: int = 
 
 
 @app.command()
+@exits_cleanly
 def main(
     data: Path = typer.Option(Path("../shared/data"), "--data", help="Folder with UTKFace.tar, "
                               "utkface_split.csv and FGNET.tar."),
@@ -148,8 +150,7 @@ def main(
                    f"(ours) / {r['faces_mediapipe']} (MediaPipe), {len(r['unexplained'])} unexplained; "
                    f"max box dev {r['max_box_dev_px']} px (float {r['max_box_dev_float_px']}), eyes "
                    f"{r['max_eye_dev_px']} px, score {r['max_score_dev']}", err=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    write_json(res, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from edgeag.benchmarks.common import machine_facts, pyplot, save_figure
+from edgeag.benchmarks.common import exits_cleanly, machine_facts, pyplot, save_figure, write_json
 from edgeag.benchmarks.scenes import camera, paste, places, scene
+from edgeag.errors import BadInputError
 
 app = typer.Typer(add_completion=False)
 SIZES = (24, 32, 48, 64, 96, 128, 192)
@@ -58,7 +59,7 @@ def load_test_faces(data: Path, split_file: Path | None, n: int, split: str = "t
             if len(recs) == n:
                 break
     if len(recs) < n:
-        raise typer.BadParameter(f"only {len(recs)} faces taken from the {split} split, {n} wanted")
+        raise BadInputError(f"only {len(recs)} faces taken from the {split} split, {n} wanted")
     return recs
 
 
@@ -178,6 +179,7 @@ def _machine() -> dict:
 
 
 @app.command()
+@exits_cleanly
 def main(
     data: Path = typer.Option(..., "--data", help="UTKFace folder or archive."),
     split_file: Path = typer.Option(None, "--split-file", help="CSV file,split (default: hashed split)."),
@@ -205,8 +207,7 @@ def main(
         typer.echo(json.dumps({name: {k: r[k] for k in ("detect_ms_p50", "frame_ms_p50")}}), err=True)
     result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     result["python"] = platform.python_version()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(result, out, indent=1)
     typer.echo(f"wrote {out}", err=True)
     if plot_out:
         typer.echo(f"wrote {plot(result, plot_out)}", err=True)

@@ -12,7 +12,6 @@ Every request is one JPEG with a single face (a UTKFace test face pasted into a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -27,6 +26,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from edgeag.benchmarks.common import exits_cleanly, write_json
+from edgeag.errors import BadInputError, EdgeagError
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGEAG_SHARED", ROOT.parent / "shared")) / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "serve_load.json"
@@ -36,12 +38,14 @@ def default_image() -> bytes:
     """A 640x480 JPEG with one UTKFace face pasted at the centre (never written to disk)."""
     import cv2
 
+    from edgeag.edge.images import decode_bgr
+
     tar = DATA / "UTKFace.tar"
     if not tar.is_file():
-        sys.exit(f"error: {tar} not found: pass --image FILE (a photo with one face)")
+        raise BadInputError(f"{tar} not found: pass --image FILE (a photo with one face)")
     with tarfile.open(tar) as tf:
         member = next(m for m in tf if m.isfile() and os.path.basename(m.name).count("_") >= 3)
-        face = cv2.imdecode(np.frombuffer(tf.extractfile(member).read(), np.uint8), cv2.IMREAD_COLOR)
+        face = decode_bgr(tf.extractfile(member).read()).bgr
     scene = np.full((480, 640, 3), 110, np.uint8)
     h, w = face.shape[:2]
     scene[(480 - h) // 2:(480 - h) // 2 + h, (640 - w) // 2:(640 - w) // 2 + w] = face
@@ -56,7 +60,7 @@ def start_server(workers: int, threads: int) -> tuple[subprocess.Popen, str]:
     url = p.stdout.readline().strip()
     if not url.startswith("http://127.0.0.1:"):
         p.kill()
-        sys.exit(f"error: the server did not start (got {url!r})")
+        raise EdgeagError(f"the server did not start (got {url!r})")
     return p, url
 
 
@@ -69,7 +73,7 @@ def wait_ready(url: str, timeout: float = 60) -> dict:
             return httpx.get(url + "/healthz", timeout=5).json()
         except httpx.TransportError:
             if time.monotonic() > deadline:
-                sys.exit(f"error: no answer from {url}/healthz")
+                raise EdgeagError(f"no answer from {url}/healthz")
             time.sleep(0.2)
 
 
@@ -117,7 +121,7 @@ def run_level(url: str, body: bytes, concurrency: int, requests: int, max_second
             "server_wait_ms_p50": round(float(np.median(wait_ms)), 1) if wait_ms else None}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", help="target a running server (loopback only); default: start one")
     ap.add_argument("--image", type=Path, help="image to send (default: a UTKFace face in a 640x480 scene)")
@@ -131,38 +135,32 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, help="write the JSON here instead")
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. other load)")
     args = ap.parse_args(argv)
-
-    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    if not levels or min(levels) < 1 or max(levels) > 16 or not 1 <= args.requests <= 10_000:
-        sys.exit("error: --concurrency in 1..16, --requests in 1..10000")
-    body = args.image.read_bytes() if args.image else default_image()
-
-    proc = None
-    if args.url:
-        url = args.url.rstrip("/")
-        if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            sys.exit("error: load tests target loopback servers only (127.0.0.1 / localhost)")
-    else:
-        proc, url = start_server(args.workers, args.threads)
     try:
-        health = wait_ready(url)
-        import httpx
+        args.levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        args.levels = []
+    if not args.levels or min(args.levels) < 1 or max(args.levels) > 16 or not 1 <= args.requests <= 10_000:
+        raise BadInputError("--concurrency in 1..16, --requests in 1..10000")
+    if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise BadInputError("load tests target loopback servers only (127.0.0.1 / localhost)")
+    if args.image and not args.image.is_file():
+        raise BadInputError(f"image not found: {args.image}")
+    return args
 
-        first = httpx.post(url + "/v1/analyze", content=body, timeout=60)
-        if first.status_code != 200:
-            sys.exit(f"error: the server refused the image: {first.text}")
-        faces = len(first.json()["faces"])
-        for _ in range(args.warmup):
-            httpx.post(url + "/v1/analyze", content=body, timeout=60)
-        results = [run_level(url, body, c, args.requests, args.max_seconds) for c in levels]
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)  # graceful shutdown
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
+def load_levels(url: str, body: bytes, args: argparse.Namespace) -> tuple[int, list[dict]]:
+    """Faces the server finds in ``body``, and every concurrency level's figures (after the warm-up)."""
+    import httpx
+
+    first = httpx.post(url + "/v1/analyze", content=body, timeout=60)
+    if first.status_code != 200:
+        raise BadInputError(f"the server refused the image: {first.text}")
+    for _ in range(args.warmup):
+        httpx.post(url + "/v1/analyze", content=body, timeout=60)
+    return len(first.json()["faces"]), [run_level(url, body, c, args.requests, args.max_seconds) for c in args.levels]
+
+
+def print_levels(url: str, body: bytes, faces: int, health: dict, results: list[dict]) -> None:
     print(f"edgeag serve load test: {url}, image {len(body) / 1024:.0f} KB with {faces} face(s), "
           f"server workers={health.get('workers')}")
     print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'mean ms':>8} {'p50':>7} {'p90':>7} {'p99':>7} "
@@ -172,6 +170,28 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{r['concurrency']:>7} {r['requests']:>8} {r['requests_per_s']:>7.1f} {lm['mean']:>8.1f} "
               f"{lm['p50']:>7.1f} {lm['p90']:>7.1f} {lm['p99']:>7.1f} {r['server_total_ms_p50']:>10} "
               f"{r['server_wait_ms_p50']:>9}" + (f"  ({r['errors']} errors)" if r["errors"] else ""))
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    body = args.image.read_bytes() if args.image else default_image()
+    proc = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        proc, url = start_server(args.workers, args.threads)
+    try:
+        health = wait_ready(url)
+        faces, results = load_levels(url, body, args)
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)  # graceful shutdown
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print_levels(url, body, faces, health, results)
     try:
         load = os.getloadavg()[0]
     except OSError:
@@ -185,9 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
               "levels": results, "note": args.note}
     out = args.out or (RESULTS if args.save else None)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out}")
+        print(f"wrote {write_json(report, out)}")
     return report
 
 

@@ -14,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from edgeag.benchmarks.common import exits_cleanly
+from edgeag.errors import BadInputError
+
 
 def size_breakdown(path: str | Path) -> dict:
     """Bytes of a TFLite file by kind, and its largest constant tensors."""
@@ -46,16 +49,15 @@ def size_breakdown(path: str | Path) -> dict:
     }
 
 
+@exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_file():
-        print("usage: python -m edgeag.benchmarks.model_size MODEL.tflite", file=sys.stderr)
-        return 2
+        raise BadInputError("usage: python -m edgeag.benchmarks.model_size MODEL.tflite")
     try:
         b = size_breakdown(args[0])
     except Exception as e:  # not a flatbuffer we can read: say so, no traceback
-        print(f"{args[0]}: not a readable .tflite file ({e})", file=sys.stderr)
-        return 2
+        raise BadInputError(f"{args[0]}: not a readable .tflite file ({e})") from None
     kb = lambda n: f"{n / 1024:.0f} KB"  # noqa: E731
     print(f"{args[0]}: {kb(b['file'])}")
     for k in ("constants", "quantization_params", "metadata", "graph_and_other"):

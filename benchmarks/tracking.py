@@ -21,7 +21,6 @@ matching, retirement after 10 unmatched frames), kept here for comparison only.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import typer
+
+from edgeag.benchmarks.common import exits_cleanly, pyplot, save_figure, write_json
 
 app = typer.Typer(add_completion=False)
 FPS = 30.0
@@ -250,6 +251,7 @@ class PreviousTracker:
 
 
 @app.command()
+@exits_cleanly
 def main(
     seed: int = typer.Option(0, help="First seed of the simulated detector misses."),
     seeds: int = typer.Option(10, help="Runs with misses, seeds seed..seed+N-1 (summed)."),
@@ -273,8 +275,7 @@ def main(
                 "detections_dropped_per_run": round(float(np.mean([n for _, n in runs])), 1),
                 **{who: total([score(clip, d, make()) for d, _ in runs])
                    for who, make in (("new", new), ("previous", PreviousTracker))}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_json(results, out)
     print(f"{'clip':18s} {'face-frames':>11s}  ID switches / fragmentations / swaps per 100 face-frames")
     for name, r in results["clips"].items():
         for who in ("new", "previous"):
@@ -288,10 +289,7 @@ def main(
 
 
 def _plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(results["clips"])
     x = np.arange(len(names))
@@ -306,10 +304,7 @@ def _plot(results: dict, path: Path) -> None:
     ax.set_ylabel("ID switches per 100 face-frames")
     ax.set_title("Track IDs through detector misses, occlusions and crossings", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
