@@ -103,10 +103,9 @@ def compare(name: str, images: list[tuple[str, np.ndarray]], min_confidence: flo
 
 def parity_images(data: Path, n_utk: int = 200, n_fgnet: int = 100, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """UTKFace test faces (1 to 3 per frame, 32-200 px) in generated scenes, and FG-NET photos as they are."""
-    import cv2
-
     from edgeag.benchmarks.face_size import load_test_faces
     from edgeag.benchmarks.scenes import camera, paste, places, scene
+    from edgeag.edge.images import ImageError, decode_bgr
 
     rng = np.random.default_rng(seed)
     faces = load_test_faces(data / "UTKFace.tar", data / "utkface_split.csv", n_utk)
@@ -122,9 +121,10 @@ def parity_images(data: Path, n_utk: int = 200, n_fgnet: int = 100, seed: int = 
     with tarfile.open(data / "FGNET.tar") as tf:
         members = sorted((m for m in tf if m.isfile() and m.name.lower().endswith(".jpg")), key=lambda m: m.name)
         for m in members[::max(1, len(members) // n_fgnet)][:n_fgnet]:
-            bgr = cv2.imdecode(np.frombuffer(tf.extractfile(m).read(), np.uint8), cv2.IMREAD_COLOR)
-            if bgr is not None:
-                out.append((f"fgnet:{Path(m.name).name}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+            try:
+                out.append((f"fgnet:{Path(m.name).name}", decode_bgr(tf.extractfile(m).read(), reduce_above=None).rgb))
+            except ImageError:
+                continue
     return out
 
 

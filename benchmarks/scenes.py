@@ -141,9 +141,11 @@ def camera(rgb: np.ndarray, rng: np.random.Generator, quality: int = 85) -> np.n
     """Sensor noise and a JPEG round trip, like a frame from a webcam stream."""
     import cv2
 
+    from edgeag.edge.images import decode_bgr
+
     noisy = np.clip(rgb + rng.normal(0, 3.0, rgb.shape), 0, 255).astype(np.uint8)
     ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(noisy, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return decode_bgr(jpg.tobytes()).rgb
 
 
 def paste(img: np.ndarray, face: np.ndarray, x: int, y: int, side: int) -> None:
