@@ -2,9 +2,11 @@
 
 The timed loop is the product's own: ``edgeag.edge.runner.run_loop`` (what ``edgeag run`` runs) with
 ``FaceAnalyzer.track`` (BlazeFace via ``FaceDetector``, the shared ``crop_face``, ``AgeGenderClassifier`` on
-LiteRT, the tracker), the JSON record, the overlay (``sinks.annotate``) and a JSON Lines sink writing to the
-null device. Only the frames are special: a 640x480 clip generated in memory and JPEG-encoded once at
+LiteRT, the tracker), the JSON record, a JSON Lines sink writing to the null device and the overlay
+(``sinks.annotate``). Only the frames are special: a 640x480 clip generated in memory and JPEG-encoded once at
 setup, decoded by a ``FrameSource`` in the loop, so decoding is real work and no camera or data is needed.
+Nothing is patched: stages are timed by wrappers handed to ``FaceAnalyzer(detector=..., classifier=...)``,
+the analyzer's ``last_timings`` and a last sink (``bench_timing``).
 
 Faces. BlazeFace finds nothing in generated pixels, so without ``--data`` detection is timed on the real
 frames (the full cost of running the network on a frame) and the per-face stages run on K fixed synthetic
@@ -33,11 +35,11 @@ JSON (``SCHEMA_VERSION`` 1; new keys may be added, existing keys keep their mean
                  vs_baseline {baseline, baseline_mode, speedup_classify_face, speedup_classify_batch, speedup_end_to_end,
                               size_ratio, age_mae_delta, gender_accuracy_delta} } ]
     targets   [ {name, run, value, target, ok} ]           (the issue's targets, 1-thread runs only)
+    memory    {rss_start_mb, peak_rss_mb}
 
 ``family`` groups variants of one trained model (same architecture, crop and training date): ``vs_baseline``
 compares each run with the float32 variant of its family at the same thread count (else the family's first
 file), so a bare int8 model is its own baseline (speed-up 1.0).
-    memory    {rss_start_mb, peak_rss_mb}
 
 Modules: ``bench_config`` (configuration, stages, targets), ``bench_clip`` (the generated clip and its
 source), ``bench_timing`` (timing wrappers, the frame loop, statistics, memory), ``bench_models`` (model
