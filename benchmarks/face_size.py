@@ -117,7 +117,7 @@ def run_detector(name: str, faces: list, n_free: int, threads: int | None, seed:
             for i, t in enumerate(truths):
                 f = found.get(i)
                 obs["faces"].append((side, None) if f is None else (
-                    side, (f.score, f.box[2], abs(f.age - t.age), int(f.extra["p_female"] >= 0.5) == t.gender)))
+                    side, (f.score, f.box[2], abs(f.age - t.age), int(f.p_female >= 0.5) == t.gender)))
         for rgb in free_frames(n_free, seed + 1):
             obs["false_scores"].append([f.score for f in fa.analyze(rgb)])
     return obs

@@ -22,7 +22,7 @@ import numpy as np
 from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
 from edgeag.edge.detector import DEFAULT_DETECTOR, FaceDetector
-from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, Face
+from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, AnalysisResult, Face
 from edgeag.edge.images import read_image, scale_faces
 from edgeag.edge.tracker import Tracker
 from edgeag.errors import BadInputError
@@ -30,7 +30,7 @@ from edgeag.errors import BadInputError
 
 @dataclass
 class FaceAnalyzerOptions:
-    """Options of a ``FaceAnalyzer`` (MediaPipe Tasks style: one dataclass, then ``create_from_options``)."""
+    """Options of a ``FaceAnalyzer`` (MediaPipe Tasks style: one dataclass, ``FaceAnalyzer(options)``)."""
 
     model_path: str | Path | None = None  # classifier .tflite; None = bundled default
     detector: str | Path | None = DEFAULT_DETECTOR  # "full" or "short" range BlazeFace, or its .tflite
@@ -60,8 +60,8 @@ def load_image(path: str | Path) -> np.ndarray:
 class FaceAnalyzer:
     """Finds faces and estimates age, gender and ethnicity for each.
 
-    ``analyze(image)`` returns a list of ``Face`` records; ``last_timings`` holds the milliseconds the
-    last call spent per stage (detect, crop, classify).
+    ``analyze(image)`` and ``track(frame)`` return an ``AnalysisResult``: a list of ``Face`` records whose
+    ``timings_ms`` holds the milliseconds the call spent per stage (detect, crop, classify, track).
     """
 
     def __init__(self, options: FaceAnalyzerOptions | None = None, *, detector=None, classifier=None,
@@ -83,12 +83,12 @@ class FaceAnalyzer:
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
         self.tracker = Tracker(max_gap_s=o.max_gap_s, age_alpha=o.age_alpha, window=o.window)
-        self.last_timings: dict[str, float] = {}
-        self._last_ethnicity: list[np.ndarray | None] = []  # per face of the last classify(), for track()
+        self._last_timings: dict[str, float] = {}
 
-    @classmethod
-    def create_from_options(cls, options: FaceAnalyzerOptions) -> "FaceAnalyzer":
-        return cls(options)
+    @property
+    def last_timings(self) -> dict[str, float]:
+        """The ``timings_ms`` of the last ``analyze`` / ``track`` result."""
+        return self._last_timings
 
     @property
     def metadata(self) -> dict:
@@ -99,7 +99,7 @@ class FaceAnalyzer:
         dets = self.detector.detect(rgb)
         return dets[: self.options.max_faces] if self.options.max_faces else dets
 
-    def classify(self, rgb: np.ndarray, dets: list[Detection]) -> list[Face]:
+    def classify(self, rgb: np.ndarray, dets: list[Detection]) -> AnalysisResult:
         """Crop every detection at least ``min_face`` wide with the shared crop function and classify them in
         one batch; narrower ones keep box and score, with None attributes."""
         t0 = time.perf_counter()
@@ -109,25 +109,26 @@ class FaceAnalyzer:
         t1 = time.perf_counter()
         p = self.classifier.predict(crops) if big else {}
         row = {i: r for r, i in enumerate(big)}
-        faces: list[Face] = []
-        self._last_ethnicity = [None] * len(dets)  # full distributions, for track()
+        faces = AnalysisResult()
         for i, d in enumerate(dets):
             x, y, w, h = d.box
             face = Face(box=(int(round(x)), int(round(y)), int(round(w)), int(round(h))), score=d.score,
-                        age=None, gender=None, gender_confidence=None, extra={"p_female": None},
-                        keypoints=d.keypoints)
+                        age=None, gender=None, gender_confidence=None, keypoints=d.keypoints)
             if i in row:
                 r = row[i]
-                pf, e = float(p["p_female"][r]), p["ethnicity"][r]
-                ei = int(e.argmax())
-                self._last_ethnicity[i] = e
-                face.age, face.gender, face.gender_confidence = float(p["age"][r]), self._gender(pf), max(pf, 1 - pf)
-                face.ethnicity, face.ethnicity_confidence = self._ethnicities[ei], float(e[ei])
-                face.extra["p_female"] = round(pf, 4)
+                self._set_attributes(face, float(p["age"][r]), float(p["p_female"][r]), p["ethnicity"][r])
             faces.append(face)
         t2 = time.perf_counter()
-        self.last_timings.update(crop_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3)
+        faces.timings_ms.update(crop_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3)
         return faces
+
+    def _set_attributes(self, face: Face, age: float, p_female: float, ethnicity_probs: np.ndarray) -> None:
+        """A face's age, gender and ethnicity from the model's (or its track's smoothed) estimates."""
+        face.age, face.p_female = age, p_female
+        face.gender, face.gender_confidence = self._gender(p_female), max(p_female, 1.0 - p_female)
+        ei = int(ethnicity_probs.argmax())
+        face.ethnicity, face.ethnicity_confidence = self._ethnicities[ei], float(ethnicity_probs[ei])
+        face.ethnicity_probs = tuple(ethnicity_probs.tolist())
 
     def _gender(self, p_female: float) -> str | None:
         """The stated gender, or None when its confidence is under ``min_gender_confidence``."""
@@ -135,18 +136,21 @@ class FaceAnalyzer:
             return None
         return self._genders[int(p_female >= 0.5)]
 
-    def analyze(self, image: np.ndarray | str | Path, timestamp_ms: int | None = None) -> list[Face]:
-        """Faces in one RGB uint8 image (H, W, 3) or image file, most confident first."""
+    def analyze(self, image: np.ndarray | str | Path, timestamp_ms: int | None = None) -> AnalysisResult:
+        """Faces in one RGB uint8 image (H, W, 3) or image file, most confident first, and the stage timings."""
         if isinstance(image, (str, Path)):  # big files are decoded reduced; boxes come back in file pixels
             decoded = read_image(image)
             return scale_faces(self.analyze(decoded.rgb, timestamp_ms), decoded.scale)
         rgb = _check_rgb(image)
         t0 = time.perf_counter()
         dets = self.detect(rgb, timestamp_ms)
-        self.last_timings = {"detect_ms": (time.perf_counter() - t0) * 1e3}
-        return self.classify(rgb, dets)
+        detect_ms = (time.perf_counter() - t0) * 1e3
+        faces = self.classify(rgb, dets)
+        faces.timings_ms = {"detect_ms": detect_ms, **faces.timings_ms}
+        self._last_timings = faces.timings_ms
+        return faces
 
-    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[Face]:
+    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> AnalysisResult:
         """Faces in one frame of a stream, with ``track_id`` set and predictions smoothed per track.
 
         Call it on consecutive frames of one video or camera (best with ``video=True``; timestamps
@@ -155,28 +159,22 @@ class FaceAnalyzer:
         ``edgeag.edge.tracker.Tracker``). Each track's age is an exponential moving average, its
         gender and ethnicity the mean log-odds / log-probabilities of the last ``window`` frames, so
         ``gender_confidence`` grows as evidence accumulates. With ``smooth=False`` the per-frame values
-        are returned unchanged (IDs are still assigned). When smoothing, ``Face.extra`` also holds this
-        frame's raw ``age_raw`` and ``p_female_raw``. Call ``reset_tracks()`` between unrelated videos.
+        are returned unchanged (IDs are still assigned). When smoothing, ``Face.age_raw`` and
+        ``Face.p_female_raw`` hold this frame's own values. Call ``reset_tracks()`` between unrelated videos.
         """
         faces = self.analyze(image, timestamp_ms)
         t0 = time.perf_counter()
         tracks = self.tracker.update([f.box for f in faces], None if timestamp_ms is None else timestamp_ms / 1e3,
                                      (image.shape[1], image.shape[0]))
         smooth = self.options.smooth
-        for i, (f, tr) in enumerate(zip(faces, tracks)):
+        for f, tr in zip(faces, tracks):
             f.track_id = tr.id
             if not smooth or f.age is None:  # a face under min_face adds no evidence to its track
                 continue
-            pf_raw = f.extra["p_female"]
-            s = self.tracker.smooth(tr, f.age, pf_raw, self._last_ethnicity[i])
-            f.extra = {"p_female": round(s.p_female, 4), "age_raw": round(f.age, 2), "p_female_raw": pf_raw}
-            f.age = s.age
-            f.gender = self._gender(s.p_female)
-            f.gender_confidence = max(s.p_female, 1.0 - s.p_female)
-            if s.ethnicity is not None:
-                ei = int(s.ethnicity.argmax())
-                f.ethnicity, f.ethnicity_confidence = self._ethnicities[ei], float(s.ethnicity[ei])
-        self.last_timings["track_ms"] = (time.perf_counter() - t0) * 1e3
+            s = self.tracker.smooth(tr, f.age, f.p_female, np.asarray(f.ethnicity_probs))
+            f.age_raw, f.p_female_raw = f.age, f.p_female
+            self._set_attributes(f, s.age, s.p_female, s.ethnicity)
+        faces.timings_ms["track_ms"] = (time.perf_counter() - t0) * 1e3
         return faces
 
     def reset_tracks(self) -> None:

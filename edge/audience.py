@@ -210,9 +210,9 @@ class AudienceCounter:
             tr.attention_s += t - tr.last
         tr.last = t
         tr.frames += 1
-        tr.ages.append(float(f.extra.get("age_raw", f.age)))
+        tr.ages.append(float(f.age if f.age_raw is None else f.age_raw))
         tr.sizes.append(math.sqrt(max(f.box[2], 0) * max(f.box[3], 0)))
-        p = f.extra.get("p_female_raw", f.extra.get("p_female"))
+        p = f.p_female if f.p_female_raw is None else f.p_female_raw
         if p is not None:
             p = min(max(float(p), 1e-4), 1 - 1e-4)
             tr.logit_sum += math.log(p / (1 - p))

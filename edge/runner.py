@@ -138,7 +138,7 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             t_prev = now
             image = None
             if any(k.needs_image for k in active):
-                image = annotate(frame.bgr, drawn, fps_ema if source.live or track else None,
+                image = annotate(frame.bgr, faces, fps_ema if source.live or track else None,
                                  ethnicity)
             keep_going = True
             for sink in list(active):

@@ -21,6 +21,7 @@ from typing import IO
 
 import numpy as np
 
+from edgeag.edge.face import Face
 from edgeag.errors import BadInputError
 
 # fourccs to try per container, best first: H.264 ('avc1') plays in browsers but needs an encoder that not
@@ -122,29 +123,30 @@ def _color(track_id: int | None) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def label_of(face: dict, ethnicity: bool = False) -> str:
+def label_of(face: Face, ethnicity: bool = False) -> str:
     """'#3 34y F 92%' (+ ethnicity): the caption drawn above a face box."""
-    parts = [] if face.get("track_id") is None else [f"#{face['track_id']}"]
-    if face["age"] is None:  # under --min-face: no attributes
+    parts = [] if face.track_id is None else [f"#{face.track_id}"]
+    if face.age is None:  # under --min-face: no attributes
         return " ".join([*parts, "?"])
-    parts.append(f"{face['age']:.0f}y")
-    g = face["gender"]
-    parts.append(f"{g[:1].upper() if g else '?'} {100 * face['gender_confidence']:.0f}%")
-    if ethnicity and face.get("ethnicity"):
-        parts.append(f"{face['ethnicity']} {100 * (face.get('ethnicity_confidence') or 0):.0f}%")
+    parts.append(f"{face.age:.0f}y")
+    g = face.gender
+    parts.append(f"{g[:1].upper() if g else '?'} {100 * face.gender_confidence:.0f}%")
+    if ethnicity and face.ethnicity:
+        parts.append(f"{face.ethnicity} {100 * (face.ethnicity_confidence or 0):.0f}%")
     return " ".join(parts)
 
 
-def annotate(bgr: np.ndarray, faces: list[dict], fps: float | None = None, ethnicity: bool = False) -> np.ndarray:
-    """Draw boxes, captions and the FPS on ``bgr`` in place (and return it)."""
+def annotate(bgr: np.ndarray, faces: list[Face], fps: float | None = None, ethnicity: bool = False) -> np.ndarray:
+    """Draw the boxes of ``faces`` (in ``bgr``'s pixels), their captions and the FPS on ``bgr`` in place (and
+    return it)."""
     import cv2
 
     h, w = bgr.shape[:2]
     scale = max(0.4, min(1.2, w / 1000))
     thick = max(1, int(round(2 * scale)))
     for f in faces:
-        x, y, bw, bh = f["box"]
-        c = _color(f.get("track_id"))
+        x, y, bw, bh = (int(v) for v in f.box)
+        c = _color(f.track_id)
         cv2.rectangle(bgr, (x, y), (x + bw, y + bh), c, thick)
         text = label_of(f, ethnicity)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)

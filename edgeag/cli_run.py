@@ -291,11 +291,12 @@ def predict(
                                                           min_confidence=min_confidence, max_faces=max_faces,
                                                           min_gender_confidence=min_gender_confidence,
                                                           min_face=min_face))
-                faces = [f.to_dict() for f in fa.analyze(decoded.rgb)]
+                found = fa.analyze(decoded.rgb)
+                faces = [f.to_dict() for f in found]
                 r = {"file": str(entry), "faces": scale_boxes(faces, decoded.scale)}  # in the file's pixels
                 n_ok += 1
                 if sink:
-                    sink.write(r, annotate(decoded.bgr, faces, None, ethnicity))
+                    sink.write(r, annotate(decoded.bgr, found, None, ethnicity))
             _emit(r, as_json, json)
             results.append(r)
     finally:

@@ -43,6 +43,7 @@ def serve(
         from edgeag.errors import EdgeagError
 
         raise EdgeagError(f"`edgeag serve` needs {exc.name}: pip install 'edgeag[serve]'", 2) from None
+    from edgeag.edge.analyzer import FaceAnalyzerOptions
     from edgeag.edge.server import ServerOptions, bind_socket, create_app, is_loopback, uvicorn_server
     from edgeag.errors import BadInputError
 
@@ -55,9 +56,10 @@ def serve(
     # Bind first (a busy port is a clear error before seconds of model loading), then load the model once.
     sock = bind_socket(host, port)
     try:
-        options = ServerOptions(model_path=model, threads=threads, workers=workers, detector=detector.value,
-                                min_confidence=min_confidence, min_gender_confidence=min_gender_confidence,
-                                min_face=min_face, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        analyzer = FaceAnalyzerOptions(model_path=model, threads=threads, detector=detector.value,
+                                       min_confidence=min_confidence, min_gender_confidence=min_gender_confidence,
+                                       min_face=min_face)
+        options = ServerOptions(analyzer=analyzer, workers=workers, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                                 max_side=max_side, upload_timeout=upload_timeout)
         app = create_app(options=options)
         server = uvicorn_server(app, log_level="info" if verbose else "warning", access_log=verbose,

@@ -30,7 +30,7 @@ def head_keypoints(yaw_deg: float, cx: float = 320, cy: float = 240, px_per_cm: 
 def face(tid: int, age: float = 30.0, p_female: float = 0.9, yaw: float = 0.0, size: int = 100) -> Face:
     return Face(box=(10, 10, size, size), score=0.9, age=age, gender=None, gender_confidence=0.5,
                 ethnicity="White", ethnicity_confidence=0.8, track_id=tid,
-                extra={"p_female": p_female, "age_raw": age, "p_female_raw": p_female},
+                p_female=p_female, age_raw=age, p_female_raw=p_female,
                 keypoints=head_keypoints(yaw))
 
 

@@ -212,7 +212,7 @@ def test_detector_reaches_the_server():
 
     from edgeag.edge.server import ServerOptions, create_app
 
-    with TestClient(create_app(options=ServerOptions(detector="short", workers=1))) as client:
+    with TestClient(create_app(options=ServerOptions.from_fields(detector="short", workers=1))) as client:
         assert client.get("/v1/model").json()["server"]["detector"] == "short"
 
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import decode_rgb, needs_data
 from test_runtime import jsonl, run_cli
 
-ATTRS = ("age", "gender", "gender_confidence", "ethnicity", "ethnicity_confidence")
+ATTRS = ("age", "gender", "gender_confidence", "ethnicity", "ethnicity_confidence", "p_female")
 
 
 def _scene(big: np.ndarray, small: np.ndarray | None) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_api_leaves_small_faces_without_attributes(scene_and_cut):
         faces = fa.analyze(scene)
     assert [f.box for f in faces] == [f.box for f in base] and [f.score for f in faces] == [f.score for f in base]
     small, big = _small_and_big(faces, cut)
-    assert all(getattr(small, k) is None for k in ATTRS)
+    assert all(getattr(small, k) is None for k in ATTRS) and small.ethnicity_probs is None
     assert big.age == next(f.age for f in base if f.box == big.box) and big.gender in ("male", "female")
     d = json.loads(json.dumps(small.to_dict()))
     assert all(d[k] is None for k in ATTRS) and d["box"] == list(small.box) and d["score"] > 0

@@ -25,7 +25,7 @@ def write_events(path, device, people, aggregate_only=False):
     for i in range(int(end * 10)):
         t = i / 10
         c.update(T0 + t, [Face((0, 0, 80, 80), 0.9, age, None, 0.5, track_id=tid,
-                               extra={"p_female": pf}, keypoints=KEYPOINTS if int(t) % 3 else None)
+                               p_female=pf, keypoints=KEYPOINTS if int(t) % 3 else None)
                           for tid, a, b, age, pf in people if a <= t < b])
     c.close()
     kept = [e for e in events if not (aggregate_only and e["type"] == "visit")]
@@ -116,7 +116,7 @@ def test_aggregate_only_writes_no_visits(tmp_path):
                             min_gender_confidence=0, ethnicity=False, source=src, live=False, warn=print)
     for i in range(30):
         session.on_frame(SimpleNamespace(timestamp_ms=i * 100),
-                         [Face((0, 0, 50, 50), 0.9, 40, None, 0.5, track_id=1, extra={"p_female": 0.2})])
+                         [Face((0, 0, 50, 50), 0.9, 40, None, 0.5, track_id=1, p_female=0.2)])
     session.close()
     evs = [json.loads(line) for line in events.open()]
     assert [e["type"] for e in evs] == ["aggregate"]

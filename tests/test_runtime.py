@@ -286,14 +286,37 @@ def test_python_api_track_and_analyze(video, utk_sample, tmp_path):
             assert all(isinstance(f, Face) and f.track_id is not None for f in faces)
             ids.append(sorted(f.track_id for f in faces))
         assert Counter(map(tuple, ids)).most_common(1)[0][1] >= 18  # same 3 IDs in (almost) every frame
-        assert fa.last_timings.keys() >= {"detect_ms", "crop_ms", "classify_ms", "track_ms"}
+        assert faces.timings_ms.keys() == {"detect_ms", "crop_ms", "classify_ms", "track_ms"}
+        assert fa.last_timings is faces.timings_ms
+        assert all(f.age_raw is not None and 0 <= f.p_female_raw <= 1 for f in faces)  # smoothed: raw kept
     name, data = utk_sample[0]
     (tmp_path / name).write_bytes(data)
     with FaceAnalyzer() as fa:
         faces = fa.analyze(tmp_path / name)
+        assert faces.timings_ms.keys() == {"detect_ms", "crop_ms", "classify_ms"}
         assert len(faces) == 1 and faces[0].track_id is None
-        d = faces[0].to_dict()
-        assert isinstance(json.dumps(d), str) and d["gender"] in ("male", "female")
+        labels = fa.classifier.labels
+    f = faces[0]
+    d = f.to_dict()
+    assert isinstance(json.dumps(d), str) and d["gender"] in ("male", "female")
+    assert f.gender == labels["gender"][int(f.p_female >= 0.5)] and d["p_female"] == round(f.p_female, 4)
+    assert f.gender_confidence == pytest.approx(max(f.p_female, 1 - f.p_female))
+    probs = f.ethnicity_probs
+    assert len(probs) == len(labels["ethnicity"]) and sum(probs) == pytest.approx(1, abs=0.02)
+    assert f.ethnicity == labels["ethnicity"][int(np.argmax(probs))] and f.ethnicity_confidence == max(probs)
+    assert "ethnicity_probs" not in d and "age_raw" not in d and "p_female_raw" not in d
+
+
+def test_annotate_draws_face_records():
+    from edgeag.edge.face import Face
+    from edgeag.edge.sinks import annotate, label_of
+
+    small = Face((5, 5, 10, 10), 0.9, None, None, None, track_id=3)
+    big = Face((20, 20, 40, 40), 0.9, 34.4, "female", 0.92, ethnicity="Asian", ethnicity_confidence=0.8)
+    assert label_of(small) == "#3 ?" and label_of(big) == "34y F 92%"
+    assert label_of(big, ethnicity=True) == "34y F 92% Asian 80%"
+    image = np.zeros((100, 120, 3), np.uint8)
+    assert annotate(image, [small, big], fps=12.0) is image and image.any()
 
 
 @needs_data

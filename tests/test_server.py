@@ -22,6 +22,7 @@ pytest.importorskip("python_multipart")
 import cv2  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from edgeag.edge.face import AnalysisResult  # noqa: E402
 from edgeag.edge.server import (  # noqa: E402
     AnalyzerPool, AnalyzeService, ServerOptions, create_app, is_loopback)
 from edgeag.edge.images import image_header as _image_size  # noqa: E402
@@ -271,16 +272,15 @@ def test_pool_lends_each_analyzer_to_one_caller_at_a_time():
 
         def __init__(self):
             self.busy = threading.Lock()
-            self.last_timings = {}
             self.closed = False
 
         def analyze(self, rgb):
             if not self.busy.acquire(blocking=False):
                 overlaps.append(self)
-                return []
+                return AnalysisResult()
             time.sleep(0.01)
             self.busy.release()
-            return []
+            return AnalysisResult()
 
         def close(self):
             self.closed = True
@@ -445,7 +445,6 @@ def test_load_script_smoke(tmp_path):
 def test_unexpected_error_is_json_without_traceback():
     class Broken:
         metadata = {"crop": {"size": 8}}
-        last_timings: dict = {}
 
         def analyze(self, rgb):
             raise RuntimeError("secret internal detail")
