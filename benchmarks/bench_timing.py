@@ -166,16 +166,16 @@ class StageRecorder(Sink):
         self.analyzer, self.source, self.warmup = analyzer, source, warmup
         self.samples: dict[str, list[float]] = {s: [] for s in STAGES if s != "classify_face"}
         self.detected_frames = self.faces = self.seen = 0
-        self.frame = None
+        self.frame = self.found = None
         self.prev: float | None = None
 
     def on_frame(self, frame, faces) -> None:
-        self.frame = frame
+        self.frame, self.found = frame, faces
 
     def write(self, record: dict, image) -> bool:
         t0 = time.perf_counter()
         fps = 1.0 / max(t0 - self.prev, 1e-6) if self.prev is not None else 0.0
-        annotate(self.frame.bgr, record["faces"], fps, False)
+        annotate(self.frame.bgr, self.found, fps, False)
         now = time.perf_counter()
         self.seen += 1
         if self.prev is not None and self.seen > self.warmup:
