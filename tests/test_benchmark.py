@@ -44,7 +44,7 @@ def _check_stats(stages: dict, frames: int, faces: int) -> None:
         assert s["n"] == (frames * faces if name == "classify_face" else frames), name
         assert s["p50_ms"] > 0 and s["mean_ms"] > 0, name
         assert s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"], name
-        assert s["fps"] == pytest.approx(1000 / s["p50_ms"], rel=0.01, abs=0.05)  # fps is rounded to 0.1, name
+        assert s["fps"] == pytest.approx(1000 / s["p50_ms"], rel=0.01, abs=0.05), name  # fps is rounded to 0.1
     # The headless pipeline is at least its two networks; drawing only adds.
     assert stages["end_to_end"]["mean_ms"] >= stages["detect"]["mean_ms"]
     assert stages["end_to_end_drawn"]["mean_ms"] >= stages["end_to_end"]["mean_ms"]
