@@ -79,7 +79,7 @@ def test_jitter_fills_edges_without_black_corners():
 
 def test_training_pipeline_keeps_labels_and_shapes():
     pytest.importorskip("tensorflow", reason="the training pipeline needs edgeag[train]")
-    from edgeag.train.augment import DegradeConfig, augmenter
+    from edgeag.train.augment import DegradeConfig, augment_batch, augmenter
     from edgeag.train.cache import CropSet
     from edgeag.train.fit import _tf_dataset
 
@@ -88,7 +88,8 @@ def test_training_pipeline_keeps_labels_and_shapes():
     crops = CropSet(rng.integers(0, 255, (n, s, s, 3), dtype=np.uint8), np.arange(n, dtype=np.float32) * 7,
                     (np.arange(n) % 2).astype(np.int8), (np.arange(n) % 5).astype(np.int8),
                     np.array([f"id{i}" for i in range(n)]), np.array(["train"] * n), np.zeros(n, bool))
-    ds = _tf_dataset(crops, 4, False, augmenter(DegradeConfig(p=1.0), 0.1), seed=0)
+    degrade_all = augmenter(lambda b, seed: augment_batch(b, seed, DegradeConfig(p=1.0), 0.1))
+    ds = _tf_dataset(crops, 4, False, degrade_all, seed=0)
     xs, ages, genders, eths = [], [], [], []
     for x, t in ds:
         xs.append(x.numpy()); ages.append(t["age"].numpy()); genders.append(t["gender"].numpy())

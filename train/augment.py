@@ -140,13 +140,24 @@ def augment_batch(x: np.ndarray, seed: int, degradation: DegradeConfig | None, m
     return out
 
 
-def augmenter(degradation: DegradeConfig | None, margin: float):
-    """``augment_batch`` as a TensorFlow function of a float batch, for ``tf.data`` (one seed per batch)."""
+def batch_augmentation(kind: str, margin: float):
+    """``edgeag train --augment`` KIND as a function ``(batch, seed) -> batch``: ``camera`` (degradations and
+    jitter), ``jitter`` (jitter only), ``none`` (None). Training and batch-norm re-estimation both use it."""
+    if kind == "none":
+        return None
+    if kind not in ("camera", "jitter"):
+        raise ValueError(f"unknown augmentation {kind!r}: camera, jitter or none")
+    degradation = DegradeConfig() if kind == "camera" else None
+    return lambda batch, seed: augment_batch(batch, seed, degradation, margin)
+
+
+def augmenter(transform):
+    """A ``batch_augmentation`` as a TensorFlow function of a float batch, for ``tf.data`` (one seed per batch)."""
     import tensorflow as tf
 
     def apply(x):
         seed = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64)
-        y = tf.numpy_function(lambda b, s: augment_batch(b, int(s), degradation, margin), [x, seed], tf.float32)
+        y = tf.numpy_function(lambda b, s: transform(b, int(s)), [x, seed], tf.float32)
         return tf.ensure_shape(y, x.shape)
 
     return apply

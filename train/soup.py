@@ -24,6 +24,7 @@ from edgeag.edge.crop import CropSpec
 from edgeag.errors import BadInputError
 from edgeag.train.cache import load_crops
 from edgeag.train.datasets import Dataset
+from edgeag.train.augment import batch_augmentation
 from edgeag.train.fit import check_compatible, recalibrate_batchnorm
 from edgeag.train.model import ModelConfig
 
@@ -77,7 +78,9 @@ def soup(runs: list[str | Path], data: str | Path, out: str | Path, *, split_fil
     if len(tr) == 0 or len(va) == 0:
         raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
     t0 = time.time()
-    recalibrate_batchnorm(model, tr.x, seed=seed, progress=progress)
+    # On the ingredients' training stream (the first one's --augment), as `edgeag train` does at its end.
+    transform = batch_augmentation(config["train"].get("augment", "none"), spec.margin)
+    recalibrate_batchnorm(model, tr.x, seed=seed, progress=progress, transform=transform)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
