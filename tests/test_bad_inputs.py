@@ -178,11 +178,11 @@ ROWS = [
                                      "{cmyk_jpg}", "{pano_jpg}"], 0, "done: 6 images"),
     Row("predict-empty", ["predict", "{empty_jpg}"], 2, "no image could be read"),
     Row("predict-text-as-image", ["predict", "{text_jpg}"], 2, "no image could be read"),
-    Row("predict-truncated", ["predict", "--json", "{truncated_jpg}"], 2, "no image could be read"),
+    Row("predict-truncated", ["predict", "--json", "-", "{truncated_jpg}"], 2, "no image could be read"),
     Row("predict-missing", ["predict", "{tmp}/absent.jpg"], 2, "no image could be read"),
     Row("predict-folder-without-images", ["predict", "{folder}"], 2, "no image could be read"),
     Row("predict-partly-readable", ["predict", "{good_jpg}", "{empty_jpg}"], 3,
-        "1 of 2 images analysed, 1 could not be read (exit code 3)"),
+        "partly done (1 of 2 images unreadable; exit code 3)"),
     Row("predict-odd-formats", ["predict", "{png16_png}", "{gray_png}", "{rgba_png}", "{one_px_png}", "{cmyk_jpg}",
                                 "{pano_jpg}"], 0, ""),
     Row("predict-save-is-a-file", ["predict", "{good_jpg}", "--save", "{out}"], 2, "is a file"),
@@ -377,7 +377,7 @@ def test_decoder_errors_have_a_reason_and_one_line(files, name, reason):
 
 
 def test_predict_reports_boxes_and_size_in_the_files_pixels(files, tmp_path):
-    p = run_cli("predict", files["pano_jpg"], "--json", cwd=tmp_path)
+    p = run_cli("predict", files["pano_jpg"], "--json", "-", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     p = run_cli("run", "--headless", "--image", files["pano_jpg"], "--json", "-", "-q", cwd=tmp_path)
     rec = json.loads(p.stdout)
