@@ -92,7 +92,6 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
     warn = warn or (lambda msg: None)
     s = RunSummary()
     rate = _DisplayRate()
-    t_status = rate.t_start
     outputs = _Outputs(sinks, warn)
     failed = True
     try:
@@ -106,24 +105,19 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
             if frame is None:
                 break
             if frame.error is not None:  # an unreadable image: its record says why, in its place
-                if not outputs.write(error_record(frame), None):
-                    s.stopped = True
-                    break
-                continue
-            faces, record, drawn = analyse_frame(analyzer, frame, track, rate.t_frame)
-            if on_frame is not None:
-                on_frame(frame, faces)
-            s.frames += 1
-            s.faces += len(faces)
-            fps = rate.tick()
-            image = None
-            if outputs.need_image():
-                image = annotate(frame.bgr, drawn, fps if source.live or track else None, ethnicity)
+                record, image = error_record(frame), None
+            else:
+                faces, record, drawn = analyse_frame(analyzer, frame, track, rate.t_frame)
+                if on_frame is not None:
+                    on_frame(frame, faces)
+                s.frames += 1
+                s.faces += len(faces)
+                fps = rate.tick()
+                image = outputs.draw(frame.bgr, drawn, fps if source.live or track else None, ethnicity)
             if not outputs.write(record, image):
                 s.stopped = True
                 break
-            if status is not None and rate.now - t_status >= status_every_s:
-                t_status = rate.now
+            if status is not None and frame.error is None and rate.due(status_every_s):
                 s.elapsed_s = rate.now - rate.t_start
                 status(s, fps, len(faces))
         failed = False
@@ -173,7 +167,7 @@ class _DisplayRate:
 
     def __init__(self) -> None:
         self.t_start = self.t_frame = self.now = time.perf_counter()
-        self._prev = self.t_start
+        self._prev = self._t_status = self.t_start
         self._ema: float | None = None
 
     def tick(self) -> float:
@@ -186,6 +180,13 @@ class _DisplayRate:
     def next_frame(self) -> None:
         self.t_frame = time.perf_counter()
 
+    def due(self, every_s: float) -> bool:
+        """True once every ``every_s`` seconds (for status lines)."""
+        if self.now - self._t_status < every_s:
+            return False
+        self._t_status = self.now
+        return True
+
 
 class _Outputs:
     """The sinks of a run: a window that cannot open is dropped with a warning; the others must work."""
@@ -193,8 +194,9 @@ class _Outputs:
     def __init__(self, sinks: list[Sink], warn: Callable[[str], None]) -> None:
         self.sinks, self.active, self.warn = sinks, list(sinks), warn
 
-    def need_image(self) -> bool:
-        return any(k.needs_image for k in self.active)
+    def draw(self, bgr, faces: list[dict], fps: float | None, ethnicity: bool):
+        """The annotated frame if a sink shows or saves images, else None (not drawn)."""
+        return annotate(bgr, faces, fps, ethnicity) if any(k.needs_image for k in self.active) else None
 
     def write(self, record: dict, image) -> bool:
         """Hand one record (and the annotated image) to every sink; False when one asks to stop."""
