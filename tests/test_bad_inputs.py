@@ -234,6 +234,25 @@ def test_malformed_rows_and_grayscale_data_are_reported_on_screen(files, tmp_pat
     assert "holds 48x48 grayscale faces but the model is RGB" in p.stderr
 
 
+def test_evaluate_json_goes_to_stdout_or_replaces_a_file_only_when_done(files, tmp_path):
+    """`--json -` prints the metrics alone on stdout; `--json FILE` writes them when the evaluation is done,
+    and a failed evaluation leaves an earlier FILE as it was."""
+    from typer.testing import CliRunner
+
+    from edgeag.cli import app
+
+    args = ["evaluate", str(files["default_model"]), "--data", str(files["some_bad_rows_csv"]), "--split", "train"]
+    r = CliRunner().invoke(app, [*args, "--json", "-"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["overall"]["n"] == 40
+    out = tmp_path / "m.json"
+    assert CliRunner().invoke(app, [*args, "--json", str(out)]).exit_code == 0
+    assert json.loads(out.read_text())["split"] == "train"
+    out.write_text(EARLIER)
+    r = CliRunner().invoke(app, [*args[:3], str(files["all_bad_rows_csv"]), "--json", str(out)])
+    assert r.exit_code == 2 and out.read_text() == EARLIER and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("importlib.util").util.find_spec("tensorflow"), reason="needs edgeag[train]")
 def test_train_on_bad_data_leaves_no_empty_out_folder(files, tmp_path):

@@ -54,9 +54,8 @@ def train(
 
 @handle_errors
 def soup(
-    runs: Annotated[List[Path], typer.Argument(help="Two or more `edgeag train` folders fine-tuned from one run.")],
-    data: Annotated[Path, typer.Option("--data", help="Data set (as for train): batch norm is re-estimated on its "
-                                       "train split, the soup evaluated on val.")],
+    runs: Annotated[List[Path], typer.Argument(metavar="RUN", help="Two or more `edgeag train` folders fine-tuned from one run.")],
+    data: Data,
     out: Annotated[Path, typer.Option("--out", help="Folder for the averaged model (as written by train).")],
     split_file: SplitFile = None,
     seed: Seed = 0,
@@ -64,7 +63,8 @@ def soup(
 ) -> None:
     """Average the weights of runs fine-tuned from one ancestor into one model (a model soup; needs edgeag\\[train]).
 
-    Same cost per face as one of them; the first run sets the input size.
+    Same cost per face as one of them; the first run sets the input size. Batch norm is re-estimated on the
+    train split of --data, the soup evaluated on val.
     """
     from edgeag.train.soup import soup as run_soup
 
