@@ -72,12 +72,12 @@ def deferred_interrupts() -> Iterator[threading.Event]:
 
 
 def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, track: bool = True,
-             ethnicity: bool = False, max_frames: int | None = None,
-             warn: Callable[[str], None] | None = None,
+             ethnicity: bool = False, max_frames: int | None = None, warn: Callable[[str], None] | None = None,
              status: Callable[[RunSummary, float, int], None] | None = None,
              status_every_s: float = 5.0, stop: threading.Event | None = None,
              on_frame: Callable[[Frame, list[Face]], None] | None = None) -> RunSummary:
-    """Analyse every frame of ``source`` and write the results to ``sinks``; always closes both.
+    """Analyse every frame of ``source`` and write the results to ``sinks``; always closes both (as after a crash
+    when only unreadable inputs came: their records never replace an earlier result).
 
     Args:
         track: keep face IDs across frames and smooth per track (``FaceAnalyzer.track``); False analyses
@@ -126,7 +126,7 @@ def run_loop(source: FrameSource, analyzer: FaceAnalyzer, sinks: list[Sink], *, 
         failed = False
     finally:
         s.elapsed_s = time.perf_counter() - rate.t_start
-        outputs.close(failed)
+        outputs.close(failed or (s.frames == 0 and source.stats.skipped > 0))
         source.close()
         st = source.stats
         s.skipped, s.reconnects, s.lost = st.skipped, st.reconnects, st.lost

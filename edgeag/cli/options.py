@@ -94,7 +94,7 @@ class AnalyzerArgs:
                                    min_gender_confidence=self.min_gender_confidence, min_face=self.min_face, **more)
 
 
-# ------------------------------------------------------------------ data (train, soup, audit-labels, evaluate, quantize, benchmark)
+# ------------------------------------------------------------------ data (training side, evaluate, benchmark)
 
 _DATA_HELP = "UTKFace folder/.tar/.tar.gz/.zip or a Kaggle 48x48 CSV"
 Data = Annotated[Path, typer.Option("--data", help=f"{_DATA_HELP}; for evaluate also FG-NET.")]

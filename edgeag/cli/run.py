@@ -197,6 +197,8 @@ class RunPlan:
             if session is not None:  # open visits and the last aggregate, also after Ctrl-C
                 session.close()
             source.close()
+        if summary.frames == 0 and summary.skipped:  # unreadable inputs only: their records went beside
+            _report_partial(sinks)
         return summary, getattr(stop, "signal_name", ""), session.loss_message() if session else None
 
     def _describe(self, source, analyzer, window: bool) -> None:
@@ -221,6 +223,11 @@ def _abort(sinks: list) -> None:
             getattr(s, "abort", s.close)()
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
+    _report_partial(sinks)
+
+
+def _report_partial(sinks: list) -> None:
+    for s in sinks:
         if getattr(s, "saved_to", None):
             warn(f"partial result kept in {s.saved_to}")
 

@@ -21,7 +21,8 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port (0 = any free port).")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Analyzers in the pool = images analysed in parallel "
                                          "(workers x threads should not exceed the CPU cores).")] = 2,
-    max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest accepted upload, in MB (larger: 413).")] = 10.0,
+    max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest accepted upload, in MB (larger: "
+                                                 "413).")] = 10.0,
     max_side: Annotated[int, typer.Option(min=16, help="Largest accepted image width or height, in pixels.")] = 8192,
     upload_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds an upload may send nothing before it is "
                                                   "refused (408): stalled or too slow clients.")] = 30.0,

@@ -54,7 +54,8 @@ def train(
 
 @handle_errors
 def soup(
-    runs: Annotated[List[Path], typer.Argument(metavar="RUN", help="Two or more `edgeag train` folders fine-tuned from one run.")],
+    runs: Annotated[List[Path], typer.Argument(metavar="RUN", help="Two or more `edgeag train` folders fine-tuned "
+                                               "from one run.")],
     data: Data,
     out: Annotated[Path, typer.Option("--out", help="Folder for the averaged model (as written by train).")],
     split_file: SplitFile = None,
