@@ -7,6 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgeag.edge.audience import AudienceOptions
+
+_DEFAULTS = AudienceOptions()
 
 @dataclass
 class AudienceArgs:
@@ -28,13 +31,13 @@ class AudienceArgs:
         "--aggregate-only", help="Send and write aggregates only, no per-visit records.")] = False
     interval: Annotated[float, typer.Option(
         "--interval", min=1.0, metavar="SECONDS",
-        help="Aggregate period, aligned on the clock (60: every minute on the minute).")] = 60.0
+        help="Aggregate period, aligned on the clock (60: every minute on the minute).")] = _DEFAULTS.interval_s
     min_dwell: Annotated[float, typer.Option(
         "--min-dwell", min=0.0, metavar="SECONDS",
-        help="Shorter tracks are counted (short_tracks) but not reported as visits.")] = 1.0
+        help="Shorter tracks are counted (short_tracks) but not reported as visits.")] = _DEFAULTS.min_dwell_s
     age_brackets: Annotated[str, typer.Option(
         "--age-brackets", metavar="EDGES", help="Lower edges of the age brackets after 0 (default: 0-12, 13-17, "
-        "18-24, 25-34, 35-44, 45-54, 55-64, 65+).")] = "13,18,25,35,45,55,65"
+        "18-24, 25-34, 35-44, 45-54, 55-64, 65+).")] = ",".join(map(str, _DEFAULTS.bracket_edges))
     start_time: Annotated[Optional[str], typer.Option(
         "--start-time", metavar="ISO8601", help="For video files: the wall-clock time of the first frame (default: "
         "now); event times follow the video's own timeline.")] = None
