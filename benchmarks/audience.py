@@ -129,7 +129,7 @@ def cost(seconds: float, tmp: Path) -> dict:
     Times every ``on_frame`` call (AudienceCounter.update + queueing) and reads the CPU time of the MQTT
     publisher thread from /proc; their sum over the run's elapsed time bounds the FPS cost.
     """
-    from edgeag.cli_audience import open_audience
+    from edgeag.edge.audience_session import open_audience
     from edgeag.edge.analyzer import FaceAnalyzer, FaceAnalyzerOptions
     from edgeag.edge.runner import run_loop
     from edgeag.edge.sources import open_source

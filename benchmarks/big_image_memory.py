@@ -23,7 +23,7 @@ from edgeag.errors import EdgeagError
 
 def peak_rss_mb(image: Path) -> float:
     """Peak RSS (MB) of one `edgeag predict IMAGE --json` process (its own rusage, from wait4)."""
-    proc = subprocess.Popen([sys.executable, "-m", "edgeag.cli", "predict", str(image), "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "edgeag.cli", "predict", str(image), "--json", "-"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -43,13 +43,15 @@ def _quiet_opencv() -> None:
 
 @dataclass
 class Frame:
-    """One frame: ``bgr`` as decoded by OpenCV; ``rgb`` (for the models) converted once, on first use."""
+    """One frame: ``bgr`` as decoded by OpenCV; ``rgb`` (for the models) converted once, on first use.
+    An image that could not be read has no pixels and says why in ``error``."""
 
-    bgr: np.ndarray
+    bgr: np.ndarray | None
     index: int  # position in the source (skipped frames keep their numbers)
     timestamp_ms: int  # media time for files, time since start for live sources
     name: str | None = None  # file name (images mode)
     scale: float = 1.0  # decoded pixels per pixel of the file (big images are decoded reduced)
+    error: str | None = None  # why an image could not be read (then ``bgr`` is None)
     _rgb: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -253,34 +255,43 @@ class CaptureSource(FrameSource):
 
 
 class ImageSource(FrameSource):
-    """Still images: files, folders (their image files, sorted) and glob patterns, in the order given."""
+    """Still images: files, folders (their image files, sorted) and glob patterns, in the order given.
+
+    An input that gives no image (not found, undecodable, a folder without images) comes as a ``Frame`` with
+    ``error`` set and no pixels, in its place, so every output can say what became of every input.
+    """
 
     kind = "images"
 
     def __init__(self, paths: list[str | Path], *, warn: Warn | None = None) -> None:
         super().__init__(warn)
-        self.files, self.problems = expand_images(paths)
-        if not self.files and not self.problems:
+        self.inputs = [expand_images([p]) for p in paths]  # per argument: (image files, problems)
+        if not any(files or problems for files, problems in self.inputs):
             raise BadInputError("no images found in " + ", ".join(str(p) for p in paths))
-        self.description = f"{len(self.files)} image(s)"
+        self.description = f"{sum(len(files) for files, _ in self.inputs)} image(s)"
 
     def __iter__(self) -> Iterator[Frame]:
         from edgeag.edge.images import ImageError, read_image
 
-        for name, problem in self.problems:
-            self._skip(name, problem)
-        for index, path in enumerate(self.files):
-            try:
-                decoded = read_image(path)
-            except ImageError as exc:
-                self._skip(str(path), str(exc))
-                continue
-            self.stats.read += 1
-            yield Frame(decoded.bgr, index, 0, name=str(path), scale=decoded.scale)
+        index = 0
+        for files, problems in self.inputs:
+            for name, problem in problems:
+                yield self._skip(index, name, problem)
+                index += 1
+            for path in files:
+                try:
+                    decoded = read_image(path)
+                except ImageError as exc:
+                    yield self._skip(index, str(path), str(exc))
+                else:
+                    self.stats.read += 1
+                    yield Frame(decoded.bgr, index, 0, name=str(path), scale=decoded.scale)
+                index += 1
 
-    def _skip(self, name: str, why: str) -> None:
+    def _skip(self, index: int, name: str, why: str) -> Frame:
         self.stats.skipped += 1
         self.warn(f"skipped {name}: {why}")
+        return Frame(None, index, 0, name=name, error=why)
 
 
 def expand_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:

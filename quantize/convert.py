@@ -16,6 +16,7 @@ from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.edge.metadata import write_metadata
 from edgeag.errors import BadInputError, EdgeagError
+from edgeag.train.cache import CropSet
 from edgeag.train.run_folder import load_model_dir
 
 MODES = ("int8", "float16", "dynamic", "float32")
@@ -146,6 +147,16 @@ def shorten_tensor_names(tflite: bytes) -> bytes:
     return bytes(builder.Output())
 
 
+def sample_calibration(crops: CropSet, samples: int, seed: int = 0) -> np.ndarray:
+    """``samples`` random training-split crops (all crops if there is no train split) to calibrate int8 ranges."""
+    if samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    tr = crops.subset("train")
+    pool = tr if len(tr) else crops
+    idx = np.random.default_rng(seed).permutation(len(pool))[:samples]
+    return pool.x[np.sort(idx)]
+
+
 def representative_crops(config: dict, data: str | Path | None, split_file: str | Path | None, samples: int,
                          *, seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True) -> np.ndarray:
     """``samples`` random training-split crops (by the model's own crop spec) to calibrate int8 ranges."""
@@ -158,10 +169,15 @@ def representative_crops(config: dict, data: str | Path | None, split_file: str 
         raise BadInputError("--samples must be at least 1")
     spec = CropSpec.from_dict(config["crop"])
     crops, _ = load_crops(Dataset(data, split_file, seed=seed), spec, None, cache_dir=cache_dir, progress=progress)
-    tr = crops.subset("train")
-    pool = tr if len(tr) else crops
-    idx = np.random.default_rng(seed).permutation(len(pool))[:samples]
-    return pool.x[np.sort(idx)]
+    return sample_calibration(crops, samples, seed)
+
+
+def check_mode(mode: str, per_tensor: bool = False) -> None:
+    """Refuse an unknown mode, or per-tensor scales for a mode without int8 weights."""
+    if mode not in MODES:
+        raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if per_tensor and mode != "int8":
+        raise BadInputError(f"--per-tensor applies to int8 weights only, not to mode {mode!r}")
 
 
 def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None = None,
@@ -173,15 +189,19 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
     ``flip_tta`` bakes test-time flip into the graph: twice the compute per face, lower error.
     ``per_tensor`` quantizes int8 weights with one scale per tensor (a smaller file; see ``convert``).
     """
-    if mode not in MODES:
-        raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if per_tensor and mode != "int8":
-        raise BadInputError(f"--per-tensor applies to int8 weights only, not to mode {mode!r}")
+    check_mode(mode, per_tensor)
     model, config = load_model_dir(model_dir)
     representative = None
     if mode == "int8":
         representative = representative_crops(config, data, split_file, samples, seed=seed, cache_dir=cache_dir,
                                               progress=progress)
+    return write_tflite(model, config, out, mode=mode, representative=representative, flip_tta=flip_tta,
+                        per_tensor=per_tensor)
+
+
+def write_tflite(model, config: dict, out: str | Path, *, mode: str, representative: np.ndarray | None,
+                 flip_tta: bool = False, per_tensor: bool = False) -> dict:
+    """Convert a loaded Keras model (and its folder's config) to ``out`` with metadata."""
     if flip_tta:
         model = with_flip_tta(model)
         config = {**config, "macs": 2 * config["macs"] if config.get("macs") else None}

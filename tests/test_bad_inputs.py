@@ -178,11 +178,11 @@ ROWS = [
                                      "{cmyk_jpg}", "{pano_jpg}"], 0, "done: 6 images"),
     Row("predict-empty", ["predict", "{empty_jpg}"], 2, "no image could be read"),
     Row("predict-text-as-image", ["predict", "{text_jpg}"], 2, "no image could be read"),
-    Row("predict-truncated", ["predict", "--json", "{truncated_jpg}"], 2, "no image could be read"),
+    Row("predict-truncated", ["predict", "--json", "-", "{truncated_jpg}"], 2, "no image could be read"),
     Row("predict-missing", ["predict", "{tmp}/absent.jpg"], 2, "no image could be read"),
     Row("predict-folder-without-images", ["predict", "{folder}"], 2, "no image could be read"),
     Row("predict-partly-readable", ["predict", "{good_jpg}", "{empty_jpg}"], 3,
-        "1 of 2 images analysed, 1 could not be read (exit code 3)"),
+        "partly done (1 of 2 images unreadable; exit code 3)"),
     Row("predict-odd-formats", ["predict", "{png16_png}", "{gray_png}", "{rgba_png}", "{one_px_png}", "{cmyk_jpg}",
                                 "{pano_jpg}"], 0, ""),
     Row("predict-save-is-a-file", ["predict", "{good_jpg}", "--save", "{out}"], 2, "is a file"),
@@ -232,6 +232,25 @@ def test_malformed_rows_and_grayscale_data_are_reported_on_screen(files, tmp_pat
     assert p.returncode == 0, p.stderr[-3000:]
     assert "warning: some_bad_rows.csv: skipped 3 entries" in p.stderr
     assert "holds 48x48 grayscale faces but the model is RGB" in p.stderr
+
+
+def test_evaluate_json_goes_to_stdout_or_replaces_a_file_only_when_done(files, tmp_path):
+    """`--json -` prints the metrics alone on stdout; `--json FILE` writes them when the evaluation is done,
+    and a failed evaluation leaves an earlier FILE as it was."""
+    from typer.testing import CliRunner
+
+    from edgeag.cli import app
+
+    args = ["evaluate", str(files["default_model"]), "--data", str(files["some_bad_rows_csv"]), "--split", "train"]
+    r = CliRunner().invoke(app, [*args, "--json", "-"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["overall"]["n"] > 0  # stdout holds the JSON alone
+    out = tmp_path / "m.json"
+    assert CliRunner().invoke(app, [*args, "--json", str(out)]).exit_code == 0
+    assert json.loads(out.read_text())["split"] == "train"
+    out.write_text(EARLIER)
+    r = CliRunner().invoke(app, [*args[:3], str(files["all_bad_rows_csv"]), "--json", str(out)])
+    assert r.exit_code == 2 and out.read_text() == EARLIER and [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
 @pytest.mark.slow
@@ -377,7 +396,7 @@ def test_decoder_errors_have_a_reason_and_one_line(files, name, reason):
 
 
 def test_predict_reports_boxes_and_size_in_the_files_pixels(files, tmp_path):
-    p = run_cli("predict", files["pano_jpg"], "--json", cwd=tmp_path)
+    p = run_cli("predict", files["pano_jpg"], "--json", "-", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     p = run_cli("run", "--headless", "--image", files["pano_jpg"], "--json", "-", "-q", cwd=tmp_path)
     rec = json.loads(p.stdout)

@@ -65,7 +65,7 @@ def test_letterbox_keeps_aspect_and_maps_back():
 
 
 def test_detector_names_agree_with_the_cli():
-    from edgeag.cli_common import DEFAULT_DETECTOR as cli_default, Detector
+    from edgeag.cli.options import DEFAULT_DETECTOR as cli_default, Detector
 
     assert [d.value for d in Detector] == list(DETECTORS) == ["auto", "full", "short"]
     assert cli_default.value == DEFAULT_DETECTOR

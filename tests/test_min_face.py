@@ -78,7 +78,7 @@ def test_predict_min_face_gives_null_and_question_marks(scene_and_cut, tmp_path)
 
     scene, _, cut = scene_and_cut
     cv2.imwrite(str(tmp_path / "scene.png"), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
-    p = run_cli("predict", "scene.png", "--json", "--min-face", cut, cwd=tmp_path)
+    p = run_cli("predict", "scene.png", "--json", "-", "--min-face", cut, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     small, big = _small_and_big(jsonl(p.stdout)[0]["faces"], cut)
     assert all(small[k] is None for k in ATTRS) and big["age"] is not None

@@ -420,7 +420,7 @@ def test_audit_labels_lists_contradicted_faces_and_train_leaves_them_out(tiny_ru
     tar, src, _ = tiny_run
     audit = tmp_path / "audit"
     r = subprocess.run([sys.executable, "-m", "edgeag.cli", "audit-labels", str(src), "--data", str(tar),
-                        "--split", "all", "--min-confidence", "0.01", "--min-age", "0", "--out", str(audit)],
+                        "--split", "all", "--min-contradiction", "0.01", "--min-age", "0", "--out", str(audit)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader(open(audit / "suspects.csv")))

@@ -107,7 +107,7 @@ def test_report_without_matplotlib_writes_csvs(event_files, tmp_path, monkeypatc
 def test_aggregate_only_writes_no_visits(tmp_path):
     from types import SimpleNamespace
 
-    from edgeag.cli_audience import open_audience
+    from edgeag.edge.audience_session import open_audience
 
     events = tmp_path / "events.jsonl"
     src = SimpleNamespace(stats=SimpleNamespace(skipped=0))

@@ -196,8 +196,9 @@ def test_images_folder_with_a_corrupt_image(tmp_path, utk_sample):
     out = tmp_path / "out.jsonl"
     p = run_cli("run", "--image", d, "--headless", "--json", out, cwd=tmp_path)
     assert p.returncode == 3, p.stderr[-2000:]  # partly done: documented exit code
-    records = jsonl(out.read_text())
+    records = [r for r in jsonl(out.read_text()) if "error" not in r]  # the unreadable image's record says why
     assert len(records) == 3 and all("faces" in r and r["file"].endswith(".jpg") for r in records)
+    assert [Path(r["file"]).name for r in jsonl(out.read_text()) if "error" in r] == ["corrupt.jpg"]
     assert sum(len(r["faces"]) >= 1 for r in records) >= 2
     assert "corrupt.jpg" in p.stderr and "partly done (1 of 4 images unreadable; exit code 3)" in p.stderr
 
@@ -255,16 +256,18 @@ def test_predict_json_with_good_and_unreadable_files(tmp_path, utk_sample):
         good.append(tmp_path / name)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
-    p = run_cli("predict", good[0], bad, tmp_path / "absent.jpg", good[1], "--json", cwd=tmp_path)
+    p = run_cli("predict", good[0], bad, tmp_path / "absent.jpg", good[1], "--json", "-", cwd=tmp_path)
     assert p.returncode == 3, p.stderr[-2000:]  # partly done
-    assert "2 of 4 images analysed, 2 could not be read (exit code 3)" in p.stderr
+    assert "partly done (2 of 4 images unreadable; exit code 3)" in p.stderr
     rows = jsonl(p.stdout)
     assert [Path(r["file"]).name for r in rows] == [good[0].name, "broken.png", "absent.jpg", good[1].name]
     assert "faces" in rows[0] and "faces" in rows[3] and "error" in rows[1] and "error" in rows[2]
     assert rows[0]["faces"] and set(rows[0]["faces"][0]) >= {"box", "age", "gender", "gender_confidence"}
-    p = run_cli("predict", bad, "--json", cwd=tmp_path)
+    assert [r["frame"] for r in rows] == [0, 1, 2, 3] and rows[0].keys() >= {"width", "height", "latency_ms"}
+    p = run_cli("predict", bad, "--json", "-", cwd=tmp_path)
     assert_clean_failure(p, 2, "no image could be read")
-    assert jsonl(p.stdout) == [{"file": str(bad), "error": "cannot decode the PNG image (corrupt or truncated)"}]
+    assert jsonl(p.stdout) == [{"frame": 0, "file": str(bad),
+                                "error": "cannot decode the PNG image (corrupt or truncated)"}]
 
 
 # ---------------------------------------------------------------- Python API
@@ -341,7 +344,7 @@ def test_min_gender_confidence_leaves_unsure_genders_unknown(utk_sample, tmp_pat
     unsure = sum(c < cut for c in conf)
     assert 1 <= unsure <= 5 and sum(f.gender is None for f in cut_faces) == unsure
     assert json.loads(json.dumps(cut_faces[0].to_dict()))["gender"] in ("male", "female", None)
-    p = run_cli("predict", *names, "--json", "--min-gender-confidence", f"{cut}", cwd=tmp_path)
+    p = run_cli("predict", *names, "--json", "-", "--min-gender-confidence", f"{cut}", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     got = [r["faces"][0]["gender"] for r in jsonl(p.stdout)]
     assert got == [f.gender for f in cut_faces]

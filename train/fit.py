@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,29 +19,11 @@ from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.errors import BadInputError
 from edgeag.train.cache import CropSet, load_crops
+from edgeag.train.config import ModelConfig, TrainConfig  # noqa: F401 - TrainConfig re-exported
 from edgeag.train.datasets import Dataset, channel_warning
-from edgeag.train.model import ModelConfig
 
 AGE_LOSSES = ("l1", "mse", "huber", "distribution")
 AUGMENTATIONS = ("camera", "jitter", "none")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 0.02
-    age_loss: str = "l1"
-    # "distribution" adds the age_logits head's loss (weight 1.0) to L1 on the expected age.
-    loss_weights: dict = field(default_factory=lambda: {"age": 0.1, "gender": 1.0, "ethnicity": 0.5})
-    patience: int = 10
-    seed: int = 0
-    augment: str = "camera"  # camera: degradations + crop jitter (train/augment.py); jitter: crop jitter only; none
-    limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
-    init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
-    gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
-    exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)
 
 
 def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False):

@@ -10,11 +10,11 @@ is the single place that defines normalisation. Heads, by name:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import keras
 import numpy as np
 from keras import layers
+
+from edgeag.train.config import ModelConfig  # noqa: F401 - the config of build_model, re-exported
 
 ARCHS = ("mobilenet", "resnet", "efficientnet")
 AGE_HEADS = ("regression", "distribution")
@@ -39,27 +39,6 @@ def age_distribution_loss(y_true, logits):
 # epochs that inference-mode outputs collapse to a constant (measured here: val = constant predictor
 # after 2 epochs). 0.9 tracks within ~10 steps.
 BN_MOMENTUM = 0.9
-
-
-@dataclass
-class ModelConfig:
-    arch: str = "mobilenet"
-    input_size: int = 80
-    channels: int = 3
-    width: float = 0.75  # channel multiplier
-    depth: float = 1.0  # block-count multiplier
-    dropout: float = 0.2
-    stem_stride: int = 2  # 1 keeps full resolution for small (<= 64 px) inputs
-    expansion: int = 3  # inverted-residual expansion (MobileNetV2 uses 6; 3 trains ~1.5x faster here)
-    fused_stages: int = 0  # leading stages built as Fused-MBConv instead of depthwise blocks
-    age_head: str = "regression"  # or "distribution" (label-distribution learning, see build_model)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def _ch(c: float, width: float, divisor: int = 8) -> int:

@@ -428,10 +428,10 @@ def print_table(res: dict) -> None:
 
 
 def cli() -> None:
-    from edgeag.cli_common import handle_errors
+    from edgeag.benchmarks.common import exits_cleanly
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command(help=__doc__.split("\n\n")[0])(handle_errors(main))
+    app.command(help=__doc__.split("\n\n")[0])(exits_cleanly(main))
     app()
 
 

@@ -3,8 +3,8 @@
 
     python benchmarks/pi/compare.py LABEL REFERENCE.jsonl CANDIDATE.jsonl [--age-tol 2] [--iou 0.8]
 
-Both files are JSON Lines written by ``edgeag predict --json`` ({"file", "faces"} per image) or by
-``edgeag run --json`` ({"frame", "faces", ...} per frame). Records are paired by file or frame; faces by
+Both files are JSON Lines written by ``edgeag predict --json -`` or ``edgeag run --json`` (the same
+records: {"frame", "file", "faces", ...} per image or frame). Records are paired by file or frame; faces by
 box overlap (IoU). A match means: the same records, the same number of faces in each, every face paired
 with IoU >= --iou, the same gender, and ages within --age-tol years.
 """

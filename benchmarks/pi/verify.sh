@@ -79,7 +79,7 @@ if ! "$PY" "$REPO/benchmarks/pi/make_inputs.py" "$IN" --frames "$FRAMES" >"$WORK
   report FAIL "inputs: $(tail -1 "$WORK/inputs.log")"; echo "$passed of $((passed + failed)) checks passed"; exit 1
 fi
 STILLS=$(cd "$IN" && ls utk_*.png group3.png | tr '\n' ' ')
-PREDICT="edgeag predict $STILLS --json"
+PREDICT="edgeag predict $STILLS --json -"
 RUN="edgeag run --video faces3.mp4 --headless --json run.jsonl --quiet"
 (cd "$IN" && "$X86" ${PREDICT#edgeag } >"$WORK/x86_predict.jsonl" 2>"$WORK/x86.err" && "$X86" ${RUN#edgeag } 2>>"$WORK/x86.err" \
   && mv run.jsonl "$WORK/x86_run.jsonl") || { report FAIL "x86 reference: $(tail -1 "$WORK/x86.err")"; }

@@ -1,4 +1,5 @@
-"""What every CLI command shares: clean errors with exit codes, and lazy-import discipline.
+"""What every CLI command shares: clean errors with exit codes, lazy-import discipline, stderr messages, and
+``--json FILE|-`` output.
 
 Command modules import heavy libraries (TensorFlow, MediaPipe, LiteRT) inside the command function,
 never at module top: `edgeag --help` must stay instant and an edge device has no TensorFlow.
@@ -6,49 +7,29 @@ never at module top: `edgeag --help` must stay instant and an edge device has no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from enum import Enum
+from typing import Any, Iterator
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgeag.edge.face import MIN_FACE_PX
 from edgeag.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EdgeagError
 
 # soft_wrap: a one-line error stays one line when stderr is a file or a pipe (rich would wrap it at 80 columns).
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-# One text for `run`, `predict` and `serve` (figures: MODEL_CARD.md, gender reported only above a confidence).
-MIN_GENDER_CONFIDENCE_HELP = ("Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always "
-                              "state it; 0.72 left 10% of test faces unknown, 96% right on the rest).")
-
-# `--min-face` of `run`, `predict` and `serve`, declared once (figures: README, attributes by face size).
-MIN_FACE_OPTION = typer.Option(MIN_FACE_PX, "--min-face", metavar="PX", min=0,
-                               help="Faces narrower than PX pixels keep box, score and track ID but get no age, "
-                               "gender or ethnicity (null; '?' on screen): below it they are mostly noise. 0: all.")
+def warn(msg: str) -> None:
+    """A warning on stderr, in yellow, printed as is (no markup)."""
+    err_console.print(msg, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
-class Detector(str, Enum):
-    """The --detector choices: the bundled BlazeFace models (= edgeag.edge.detector.DETECTORS, tested)."""
-
-    auto = "auto"
-    full = "full"
-    short = "short"
-
-
-DEFAULT_DETECTOR = Detector.auto  # = edgeag.edge.detector.DEFAULT_DETECTOR (chosen by measurement, README)
-
-
-def detector_option():
-    """The one declaration of --detector (run, predict, serve, benchmark); a wrong value exits 2 with the choices."""
-    return typer.Option(DEFAULT_DETECTOR, "--detector", case_sensitive=False,
-                        help="Face detector (BlazeFace): full range sees faces across a room (85% at 1.2 m, about "
-                             "half at 2 m from a 640x480 webcam) but misses faces that fill the frame; short range "
-                             "finds faces within about a metre, close-ups included, at a quarter of the cost; auto = "
-                             "full range, then short range on frames where it finds none (README).")
+def note(msg: str) -> None:
+    """A message on stderr, printed as is (no markup)."""
+    err_console.print(msg, highlight=False, markup=False, soft_wrap=True)
 
 
 def quiet_native_logs() -> None:
@@ -57,6 +38,33 @@ def quiet_native_logs() -> None:
     from edgeag.edge.native_logs import quiet_env
 
     quiet_env()
+
+
+def require_tf() -> None:
+    """Exit 2 with the install hint when TensorFlow (edgeag[train]) is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise EdgeagError("this command needs TensorFlow: pip install 'edgeag[train]'", 2)
+
+
+@contextlib.contextmanager
+def json_output(target: str | None) -> Iterator[Any]:
+    """The sink of ``--json FILE|-`` (None without it): JSON Lines on stdout, or in FILE, written under a
+    temporary name and renamed into place when the block ends; if the block fails, an earlier FILE stays as
+    it was. Opened before the work, so a bad path fails at once."""
+    if target is None:
+        yield None
+        return
+    from edgeag.edge.sinks import JsonlSink
+
+    sink = JsonlSink(target)
+    try:
+        yield sink
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
 
 
 def handle_errors(fn):

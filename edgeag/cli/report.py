@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from edgeag.cli_common import err_console, handle_errors
+from edgeag.cli.common import err_console, handle_errors
 from edgeag.errors import BadInputError
 
 

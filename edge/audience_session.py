@@ -1,8 +1,8 @@
-"""The audience options of `edgeag run` (visits, aggregates, --events, --mqtt) and their wiring.
+"""The audience outputs of a run (visits, aggregates, ``--events``, ``--mqtt``) wired to the run loop.
 
-The options are declared once here and used in `run`'s signature; ``open_audience`` turns them into an
-``AudienceSession`` whose ``on_frame`` the run loop calls and whose ``close`` flushes open visits and the
-last aggregate (end of video, Ctrl-C, a lost camera alike).
+``open_audience`` turns `edgeag run`'s audience options into an ``AudienceSession`` whose ``on_frame`` the
+run loop calls and whose ``close`` flushes open visits and the last aggregate (end of video, Ctrl-C, a lost
+camera alike).
 """
 
 from __future__ import annotations
@@ -11,28 +11,7 @@ import socket
 import time
 from typing import Callable, Optional
 
-import typer
-
 from edgeag.errors import BadInputError
-
-EVENTS = typer.Option(None, "--events", metavar="FILE|-", help="Write visits and per-interval aggregates as "
-                      "JSON Lines (\"type\": \"visit\" | \"aggregate\") to FILE or '-' (stdout).")
-MQTT = typer.Option(None, "--mqtt", metavar="URL", help="Publish visits and aggregates (QoS 1) to "
-                    "mqtt\\[s]://\\[user:pass@]host\\[:port]/PREFIX\\[?ca=FILE&cert=FILE&key=FILE] under "
-                    "PREFIX/DEVICE/{visits,aggregates}, with a retained PREFIX/DEVICE/status (needs edgeag\\[mqtt]).")
-MQTT_SPOOL = typer.Option(None, "--mqtt-spool", metavar="DIR", help="Keep messages the memory queue cannot "
-                          "hold, and those undelivered at exit, in DIR (sent first next time) instead of dropping.")
-DEVICE = typer.Option(None, "--device", metavar="NAME", help="Device name in events and topics (default: host name).")
-AGGREGATE_ONLY = typer.Option(False, "--aggregate-only", help="Send and write aggregates only, no per-visit records.")
-INTERVAL = typer.Option(60.0, "--interval", min=1.0, metavar="SECONDS",
-                        help="Aggregate period, aligned on the clock (60: every minute on the minute).")
-MIN_DWELL = typer.Option(1.0, "--min-dwell", min=0.0, metavar="SECONDS",
-                         help="Shorter tracks are counted (short_tracks) but not reported as visits.")
-AGE_BRACKETS = typer.Option("13,18,25,35,45,55,65", "--age-brackets", metavar="EDGES",
-                            help="Lower edges of the age brackets after 0 (default: 0-12, 13-17, 18-24, 25-34, "
-                            "35-44, 45-54, 55-64, 65+).")
-START_TIME = typer.Option(None, "--start-time", metavar="ISO8601", help="For video files: the wall-clock time of "
-                          "the first frame (default: now); event times follow the video's own timeline.")
 
 
 class AudienceSession:

@@ -1,0 +1,3 @@
+from edgeag.cli.app import main
+
+main()
