@@ -17,13 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeag.edge.blazeface import SPECS, anchors, decode, letterbox, spec_for_input, to_image, weighted_nms
+from edgeag.edge.blazeface import (SPECS, anchors, clamp_box, decode, letterbox, spec_for_input, to_pixels,
+                                   weighted_nms)
 from edgeag.edge.crop import Detection
 from edgeag.edge.native_logs import native_logs_silenced
 from edgeag.errors import BadInputError, ModelError
 
 AUTO = "auto"  # full range, and short range on frames where the full range finds no face
-DETECTORS = (AUTO, *SPECS)  # the --detector choices: auto, full, short
+TILED = "tiled"  # auto, with the full range also run on overlapping tiles of the frame (small faces)
+DETECTORS = (AUTO, TILED, *SPECS)  # the --detector choices: auto, tiled, full, short
+TILE_GRID = (3, 2)  # tiles along the frame's longer side, along its shorter side (2x3 on a portrait frame)
+TILE_OVERLAP = 0.1  # shared by neighbouring tiles, of the frame's longer side: faces this wide lie whole in a tile
+TILE_MIN_FACE = 18  # px in the model input: a tile's narrower candidates are dropped (mostly false, see README)
 DEFAULT_DETECTOR = AUTO  # chosen by measurement (README, benchmarks/results/face_size.json)
 
 
@@ -37,7 +42,7 @@ def bundled_detector_path(name: str = "full") -> Path:
 def detector_paths(detector: str | Path | None) -> list[Path]:
     """The model files, in the order tried, for a detector name (None = default) or a BlazeFace .tflite path."""
     name = DEFAULT_DETECTOR if detector is None else str(detector)
-    if name == AUTO:
+    if name in (AUTO, TILED):
         return [bundled_detector_path("full"), bundled_detector_path("short")]
     if name in SPECS:
         return [bundled_detector_path(name)]
@@ -86,20 +91,67 @@ class BlazeFace:
             raise ModelError(f"{self.path}: outputs are not BlazeFace's (1, {n}, 16) boxes and (1, {n}, 1) scores")
         return by_width[16]["index"], by_width[1]["index"]
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 (H, W, 3) frame, best first."""
-        tensor, placement = letterbox(rgb, self.spec.input_size, out=self._input)
+    def candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The anchors that pass the threshold before suppression: boxes (n, 4: x0, y0, x1, y1) and keypoints
+        (n, 6, 2) in ``rgb``'s pixels (not clamped), and scores."""
+        tensor, lb = letterbox(rgb, self.spec.input_size, out=self._input)
         self._interp.set_tensor(self._in_index, tensor)
         self._interp.invoke()
         raw_boxes = self._interp.get_tensor(self._boxes_index)[0]
         raw_scores = self._interp.get_tensor(self._scores_index)[0]
         boxes, kps, scores = decode(raw_boxes, raw_scores, self._anchors, self.spec.scale, self.min_confidence)
-        out = []
-        for box, kp, score in weighted_nms(boxes, kps, scores):
-            xywh, points = to_image(box, kp, placement)
-            kp = tuple((float(x), float(y)) for x, y in points)  # right eye, left eye, nose, mouth, ears
-            out.append(Detection(box=xywh, score=score, right_eye=kp[0], left_eye=kp[1], keypoints=kp))
-        return out
+        return (*to_pixels(boxes, kps, lb), scores)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 (H, W, 3) frame, best first."""
+        return suppressed(*self.candidates(rgb), rgb.shape[1], rgb.shape[0])
+
+
+def suppressed(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, width: int,
+               height: int) -> list[Detection]:
+    """Candidates in pixels (boxes x0, y0, x1, y1) merged by MediaPipe's weighted NMS into ``Detection``
+    records of a ``width`` x ``height`` image, best first."""
+    out = []
+    for box, kp, score in weighted_nms(boxes, kps, scores):
+        points = tuple((float(x), float(y)) for x, y in kp)  # right eye, left eye, nose, mouth, ears
+        out.append(Detection(box=clamp_box(box, width, height), score=score, right_eye=points[0],
+                             left_eye=points[1], keypoints=points))
+    return out
+
+
+def tile_boxes(width: int, height: int, grid: tuple[int, int] = TILE_GRID,
+               overlap: float = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x0, y0, x1, y1) covering a frame, ``grid`` across x down, neighbours sharing
+    ``overlap`` times the frame's longer side (a face narrower than that lies whole inside some tile)."""
+    shared = int(round(overlap * max(width, height)))
+
+    def starts(n: int, length: int) -> tuple[list[int], int]:
+        size = min(length, -(-(length + (n - 1) * shared) // n))
+        return [round(i * (length - size) / (n - 1)) if n > 1 else 0 for i in range(n)], size
+
+    (xs, tw), (ys, th) = starts(grid[0], width), starts(grid[1], height)
+    return [(x, y, x + tw, y + th) for y in ys for x in xs]
+
+
+def tiled_candidates(model: BlazeFace, rgb: np.ndarray, grid: tuple[int, int] = TILE_GRID,
+                     overlap: float = TILE_OVERLAP,
+                     min_face: float = TILE_MIN_FACE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of the whole frame and of each tile, in frame pixels. A tile's candidate that crosses an
+    edge shared with another tile is dropped: a face cut there lies whole in the neighbour (if narrower than
+    the overlap) or is large enough for the whole-frame pass. So is one narrower than ``min_face`` pixels
+    of the model input: at that size the network's few hits on face-free frames are nearly all."""
+    h, w = rgb.shape[:2]
+    parts = [model.candidates(rgb)]
+    for x0, y0, x1, y1 in tile_boxes(w, h, grid, overlap):
+        boxes, kps, scores = model.candidates(rgb[y0:y1, x0:x1])
+        boxes += np.array([x0, y0, x0, y0], np.float32)
+        kps += np.array([x0, y0], np.float32)
+        whole = ((x0 == 0) | (boxes[:, 0] >= x0)) & ((y0 == 0) | (boxes[:, 1] >= y0)) \
+            & ((x1 == w) | (boxes[:, 2] <= x1)) & ((y1 == h) | (boxes[:, 3] <= y1))
+        wide = boxes[:, 2] - boxes[:, 0] >= min_face * max(x1 - x0, y1 - y0) / model.spec.input_size
+        keep = whole & wide
+        parts.append((boxes[keep], kps[keep], scores[keep]))
+    return tuple(np.concatenate(p) for p in zip(*parts))
 
 
 class FaceDetector:
@@ -107,7 +159,9 @@ class FaceDetector:
 
     Args:
         detector: ``"auto"`` (default: the full-range model, and the short-range one on frames where the full
-            range finds no face, i.e. close-ups that fill the frame), ``"full"``, ``"short"``, or the path of
+            range finds no face, i.e. close-ups that fill the frame), ``"tiled"`` (auto, with the full range
+            run on the whole frame and on 3x2 overlapping tiles, the candidates merged by one weighted NMS:
+            faces of 48-64 px across a room, at seven times the cost), ``"full"``, ``"short"``, or the path of
             a MediaPipe BlazeFace face detection .tflite (short or full range, recognised by its input size).
         min_confidence: score threshold (MediaPipe's ``min_detection_confidence``).
         threads: LiteRT CPU threads (None: LiteRT's default).
@@ -116,8 +170,11 @@ class FaceDetector:
     def __init__(self, detector: str | Path | None = None, min_confidence: float = 0.5,
                  threads: int | None = None) -> None:
         self.models = [BlazeFace(p, min_confidence, threads) for p in detector_paths(detector)]
-        self.name = AUTO if len(self.models) > 1 else self.models[0].spec.name
+        name = DEFAULT_DETECTOR if detector is None else str(detector)
+        self.name = name if name in DETECTORS else self.models[0].spec.name
         self.path = self.models[0].path
+        self.tiles = TILE_GRID if self.name == TILED else None  # (across, down) for the first model, or None
+        self.overlap, self.min_tile_face = TILE_OVERLAP, TILE_MIN_FACE
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale and RGBA are accepted too."""
@@ -127,11 +184,18 @@ class FaceDetector:
             rgb = rgb[:, :, :3]
         if not rgb.flags.c_contiguous:
             rgb = np.ascontiguousarray(rgb)
-        for model in self.models:
-            found = model.detect(rgb)
+        first, *fallbacks = self.models
+        h, w = rgb.shape[:2]
+        if self.tiles and max(w, h) >= 2 * first.spec.input_size:  # smaller images are seen whole at full size
+            grid = self.tiles if w >= h else self.tiles[::-1]
+            found = suppressed(*tiled_candidates(first, rgb, grid, self.overlap, self.min_tile_face), w, h)
+        else:
+            found = first.detect(rgb)
+        for model in fallbacks:
             if found:
-                return found
-        return []
+                break
+            found = model.detect(rgb)
+        return found
 
     def close(self) -> None:
         """Nothing to release (kept for the context-manager protocol); safe to call twice."""
