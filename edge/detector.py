@@ -3,7 +3,10 @@
 Two bundled models (Apache-2.0, MediaPipe; see models/NOTICE.md): ``full`` range (192x192 input, 117 M MACs)
 sees faces across a room (85% of faces 1.2 m from a 640x480 webcam, about half at 2 m) but misses faces that
 fill the frame; ``short`` range (128x128, 31 M MACs) only finds faces within about a metre, close-ups included.
-``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. Figures:
+``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. ``tiled``
+is ``auto`` whose full-range pass also sees the frame in 3x2 overlapping tiles, each at 0.7x instead of 0.3x
+(640x480), all candidates merged by one weighted NMS: faces of 48-64 px (2-2.5 m) are found as faces of
+100-150 px are by ``auto``, at about seven times the detection cost. Figures:
 README ("Which face detector"), benchmarks/results/face_size.json. The networks run on LiteRT like the
 classifier; MediaPipe's pre- and post-processing is re-implemented in ``blazeface.py``, so no mediapipe is
 needed at run time and the boxes are the same on every CPU (checked against MediaPipe's FaceDetector:
