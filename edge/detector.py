@@ -136,15 +136,16 @@ def tile_boxes(width: int, height: int, grid: tuple[int, int] = TILE_GRID,
     return [(x, y, x + tw, y + th) for y in ys for x in xs]
 
 
-def tiled_candidates(model: BlazeFace, rgb: np.ndarray, grid: tuple[int, int] = TILE_GRID,
-                     overlap: float = TILE_OVERLAP,
-                     min_face: float = TILE_MIN_FACE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidates of the whole frame and of each tile, in frame pixels. A tile's candidate that crosses an
-    edge shared with another tile is dropped: a face cut there lies whole in the neighbour (if narrower than
-    the overlap) or is large enough for the whole-frame pass. So is one narrower than ``min_face`` pixels
-    of the model input: at that size the network's few hits on face-free frames are nearly all."""
+def tile_candidates(model: BlazeFace, rgb: np.ndarray, grid: tuple[int, int] = TILE_GRID,
+                    overlap: float = TILE_OVERLAP, min_face: float = TILE_MIN_FACE,
+                    larger: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of each tile, in frame pixels. Dropped: one that crosses an edge shared with another tile
+    (a face cut there lies whole in the neighbour if narrower than the overlap, or is large enough for the
+    whole-frame pass); one narrower than ``min_face`` pixels of the model input (at that size the network's
+    few hits on face-free frames are nearly all); one lying inside a box of ``larger`` (the whole-frame
+    candidates, x0, y0, x1, y1) at least 1.5 times as wide: a part of a close face, seen alone by a tile."""
     h, w = rgb.shape[:2]
-    parts = [model.candidates(rgb)]
+    parts = []
     for x0, y0, x1, y1 in tile_boxes(w, h, grid, overlap):
         boxes, kps, scores = model.candidates(rgb[y0:y1, x0:x1])
         boxes += np.array([x0, y0, x0, y0], np.float32)
@@ -152,9 +153,21 @@ def tiled_candidates(model: BlazeFace, rgb: np.ndarray, grid: tuple[int, int] = 
         whole = ((x0 == 0) | (boxes[:, 0] >= x0)) & ((y0 == 0) | (boxes[:, 1] >= y0)) \
             & ((x1 == w) | (boxes[:, 2] <= x1)) & ((y1 == h) | (boxes[:, 3] <= y1))
         wide = boxes[:, 2] - boxes[:, 0] >= min_face * max(x1 - x0, y1 - y0) / model.spec.input_size
-        keep = whole & wide
+        keep = whole & wide & ~_inside(boxes, larger)
         parts.append((boxes[keep], kps[keep], scores[keep]))
     return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def _inside(boxes: np.ndarray, outer: np.ndarray | None, share: float = 0.6, ratio: float = 1.5) -> np.ndarray:
+    """Which ``boxes`` have at least ``share`` of their area inside a box of ``outer`` ``ratio`` times as wide."""
+    if outer is None or not len(outer) or not len(boxes):
+        return np.zeros(len(boxes), bool)
+    b, o = boxes[:, None, :], outer[None, :, :]
+    iw = np.clip(np.minimum(b[..., 2], o[..., 2]) - np.maximum(b[..., 0], o[..., 0]), 0, None)
+    ih = np.clip(np.minimum(b[..., 3], o[..., 3]) - np.maximum(b[..., 1], o[..., 1]), 0, None)
+    area = np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-6)
+    wider = (o[..., 2] - o[..., 0]) >= ratio * (b[..., 2] - b[..., 0])
+    return ((iw * ih / area >= share) & wider).any(axis=1)
 
 
 class FaceDetector:
@@ -187,18 +200,26 @@ class FaceDetector:
             rgb = rgb[:, :, :3]
         if not rgb.flags.c_contiguous:
             rgb = np.ascontiguousarray(rgb)
-        first, *fallbacks = self.models
         h, w = rgb.shape[:2]
-        if self.tiles and max(w, h) >= 2 * first.spec.input_size:  # smaller images are seen whole at full size
-            grid = self.tiles if w >= h else self.tiles[::-1]
-            found = suppressed(*tiled_candidates(first, rgb, grid, self.overlap, self.min_tile_face), w, h)
-        else:
-            found = first.detect(rgb)
-        for model in fallbacks:
-            if found:
-                break
+        if self.tiles and max(w, h) >= 2 * self.models[0].spec.input_size:  # smaller images: seen whole
+            return self._detect_tiled(rgb, self.tiles if w >= h else self.tiles[::-1])
+        for model in self.models:
             found = model.detect(rgb)
-        return found
+            if found:
+                return found
+        return []
+
+    def _detect_tiled(self, rgb: np.ndarray, grid: tuple[int, int]) -> list[Detection]:
+        """The whole frame as ``auto`` sees it (the short range where the full range finds nothing) and the
+        full range's tiles, all candidates merged by one weighted NMS."""
+        full, *fallbacks = self.models
+        whole = full.candidates(rgb)
+        for model in fallbacks:
+            if len(whole[2]):
+                break
+            whole = model.candidates(rgb)
+        tiles = tile_candidates(full, rgb, grid, self.overlap, self.min_tile_face, larger=whole[0])
+        return suppressed(*(np.concatenate(p) for p in zip(whole, tiles)), rgb.shape[1], rgb.shape[0])
 
     def close(self) -> None:
         """Nothing to release (kept for the context-manager protocol); safe to call twice."""

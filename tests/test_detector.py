@@ -17,7 +17,7 @@ from conftest import DATA, needs_data
 from edgeag.edge import blazeface as bf
 from edgeag.edge.crop import Detection
 from edgeag.edge.detector import (DEFAULT_DETECTOR, DETECTORS, FaceDetector, bundled_detector_path, tile_boxes,
-                                  tiled_candidates)
+                                  tile_candidates)
 
 has_mediapipe = importlib.util.find_spec("mediapipe") is not None
 
@@ -139,23 +139,27 @@ def _coded_frame(w=640, h=480):
     return np.dstack([x, y, np.zeros_like(x)]).astype(np.uint8)
 
 
-def test_tiled_candidates_are_in_frame_pixels_and_cut_ones_are_dropped():
+def test_tile_candidates_are_in_frame_pixels_and_cut_or_contained_ones_are_dropped():
     rgb = _coded_frame()
     # a face at (250, 100), 230-270 wide: whole in tile 2 (x 192-448); tile 1 (x 0-256) sees it cut at x 256
     model = _OneBoxModel(640, 480, 250, 100)
-    boxes, kps, scores = tiled_candidates(model, rgb, (3, 2))
-    assert model.seen[0] == (0, 0, 640, 480) and len(model.seen) == 7  # the whole frame, then 6 tiles
-    assert model.seen[1:3] == [(0, 0, 256, 272), (192, 0, 256, 272)]
-    assert len(scores) == 2  # the whole frame's and tile 2's
-    assert np.allclose(boxes, [[230, 80, 270, 120]] * 2) and np.allclose(kps[:, 0], [250, 100])
-    faces = bf.weighted_nms(boxes, kps, scores)
+    boxes, kps, scores = tile_candidates(model, rgb, (3, 2))
+    assert model.seen[:2] == [(0, 0, 256, 272), (192, 0, 256, 272)] and len(model.seen) == 6
+    assert len(scores) == 1  # tile 2's
+    assert np.allclose(boxes, [[230, 80, 270, 120]]) and np.allclose(kps[:, 0], [250, 100])
+    whole = model.candidates(rgb)
+    faces = bf.weighted_nms(*(np.concatenate(p) for p in zip(whole, (boxes, kps, scores))))
     assert len(faces) == 1 and np.allclose(faces[0][0], [230, 80, 270, 120])  # one face after the merge
+    # inside a whole-frame box at least 1.5 times as wide (a part of a close face): dropped; beside it: kept
+    assert len(tile_candidates(model, rgb, (3, 2), larger=np.array([[200, 50, 300, 150.0]]))[2]) == 0
+    assert len(tile_candidates(model, rgb, (3, 2), larger=np.array([[225, 75, 275, 125.0]]))[2]) == 1
+    assert len(tile_candidates(model, rgb, (3, 2), larger=np.array([[300, 50, 400, 150.0]]))[2]) == 1
     # a face at the frame's border is kept by the tile that shares that border
     model = _OneBoxModel(640, 480, 10, 470, side=30)
-    assert len(tiled_candidates(model, rgb, (3, 2))[2]) == 2
-    # a candidate narrower than min_face pixels of the model input is dropped in tiles, kept whole-frame
-    model = _OneBoxModel(640, 480, 320, 100, side=10)
-    assert len(tiled_candidates(model, rgb, (3, 2))[2]) == 1
+    assert len(tile_candidates(model, rgb, (3, 2))[2]) == 1
+    # a candidate narrower than min_face pixels of the model input is dropped in tiles
+    model = _OneBoxModel(640, 480, 250, 100, side=10)
+    assert len(tile_candidates(model, rgb, (3, 2))[2]) == 0
 
 
 @pytest.fixture(scope="module")
