@@ -196,6 +196,22 @@ def test_tiled_finds_small_faces_the_full_range_misses_one_box_each(small_faces)
     assert [d.score for d in by_tiled] == sorted((d.score for d in by_tiled), reverse=True)
 
 
+@needs_data
+def test_tiled_gives_a_close_face_one_box():
+    """A face filling most of the frame: tiles see only parts of it, and none may become a second face."""
+    from edgeag.benchmarks.scenes import camera, paste, scene
+    from video_fixture import pick_faces
+
+    with FaceDetector("tiled") as tiled:
+        for i, face in enumerate(pick_faces()):
+            rng = np.random.default_rng(10 + i)
+            img = scene(rng, kind="room")
+            place = (60 + 60 * i, 5, 420 + 20 * i)
+            paste(img, face.rgb, *place)
+            dets = tiled.detect(camera(img, rng))
+            assert len(dets) == 1 and _found(dets, place)
+
+
 # ------------------------------------------------------------------------------ both models, real faces
 
 @pytest.fixture(scope="module")
