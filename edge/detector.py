@@ -6,7 +6,7 @@ fill the frame; ``short`` range (128x128, 31 M MACs) only finds faces within abo
 ``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. ``tiled``
 is ``auto`` whose full-range pass also sees the frame in 3x2 overlapping tiles, each at 0.7x instead of 0.3x
 (640x480), all candidates merged by one weighted NMS: faces of 48-64 px (2-2.5 m) are found as faces of
-100-150 px are by ``auto``, at about seven times the detection cost. Figures:
+100-150 px are by ``auto``, at six to seven times the detection cost. Figures:
 README ("Which face detector"), benchmarks/results/face_size.json. The networks run on LiteRT like the
 classifier; MediaPipe's pre- and post-processing is re-implemented in ``blazeface.py``, so no mediapipe is
 needed at run time and the boxes are the same on every CPU (checked against MediaPipe's FaceDetector:
@@ -177,7 +177,7 @@ class FaceDetector:
         detector: ``"auto"`` (default: the full-range model, and the short-range one on frames where the full
             range finds no face, i.e. close-ups that fill the frame), ``"tiled"`` (auto, with the full range
             run on the whole frame and on 3x2 overlapping tiles, the candidates merged by one weighted NMS:
-            faces of 48-64 px across a room, at seven times the cost), ``"full"``, ``"short"``, or the path of
+            faces of 48-64 px across a room, at six to seven times the cost), ``"full"``, ``"short"``, or the path of
             a MediaPipe BlazeFace face detection .tflite (short or full range, recognised by its input size).
         min_confidence: score threshold (MediaPipe's ``min_detection_confidence``).
         threads: LiteRT CPU threads (None: LiteRT's default).
