@@ -33,7 +33,7 @@ class FaceAnalyzerOptions:
     """Options of a ``FaceAnalyzer`` (MediaPipe Tasks style: one dataclass, ``FaceAnalyzer(options)``)."""
 
     model_path: str | Path | None = None  # classifier .tflite; None = bundled default
-    detector: str | Path | None = DEFAULT_DETECTOR  # "full" or "short" range BlazeFace, or its .tflite
+    detector: str | Path | None = DEFAULT_DETECTOR  # auto, tiled, full or short (BlazeFace), or a .tflite
     min_confidence: float = 0.5  # detector score threshold
     threads: int | None = None  # LiteRT threads for the classifier and the detector
     video: bool = False  # frames of one stream (camera, video), not unrelated photos

@@ -12,8 +12,10 @@ MediaPipe calculator of the same job (Apache-2.0, The MediaPipe Authors):
 - ``decode``: TensorsToDetectionsCalculator (``reverse_output_order``: x, y, w, h; sigmoid scores clipped
   at +-100; six keypoints).
 - ``weighted_nms``: NonMaxSuppressionCalculator, ``WEIGHTED`` algorithm, intersection over union.
-- ``to_image``: DetectionProjectionCalculator + DetectionTransformationCalculator (pixels, box corner
-  clamped to the image like MediaPipe's, but kept as floats instead of truncated to integers).
+- ``to_pixels`` and ``clamp_box``: DetectionProjectionCalculator + DetectionTransformationCalculator (pixels,
+  box corner clamped to the image like MediaPipe's, but kept as floats instead of truncated to integers).
+  Suppression runs on pixel coordinates here (MediaPipe: on the model input's); overlap and weighted means do
+  not change under the letterbox's uniform scale and shift, so the faces are the same.
 
 The model settings are those of mediapipe/modules/face_detection/face_detection_{short,full}_range.pbtxt.
 """
@@ -165,15 +167,18 @@ def weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray,
     return faces
 
 
-def to_image(box: np.ndarray, kps: np.ndarray, lb: Letterbox) -> tuple[tuple[float, float, float, float],
-                                                                       np.ndarray]:
-    """A box (x, y, w, h) and keypoints (6, 2) in image pixels from model-input coordinates.
+def to_pixels(boxes: np.ndarray, kps: np.ndarray, lb: Letterbox) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (n, 4: x0, y0, x1, y1) and keypoints (n, 6, 2) from model-input coordinates (0..1) to image
+    pixels, not clamped (suppression and merging work on these; ``clamp_box`` makes the final box)."""
+    offset = np.array([lb.offset_x, lb.offset_y], np.float32)
+    side = np.float32(lb.side)
+    return boxes * side - np.tile(offset, 2), kps * side - offset
 
-    Like MediaPipe's pixel boxes: the corner is clamped to the image and the size to the image's size
-    (a face cut by the border keeps its size); keypoints are not clamped.
-    """
-    x0, y0 = box[0] * lb.side - lb.offset_x, box[1] * lb.side - lb.offset_y
-    bw, bh = (box[2] - box[0]) * lb.side, (box[3] - box[1]) * lb.side
-    xy = kps * lb.side - np.array([lb.offset_x, lb.offset_y], np.float32)
-    return ((min(max(float(x0), 0.0), lb.width), min(max(float(y0), 0.0), lb.height),
-             min(max(float(bw), 0.0), lb.width), min(max(float(bh), 0.0), lb.height)), xy)
+
+def clamp_box(box: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    """A box (x0, y0, x1, y1) in image pixels as MediaPipe's pixel box (x, y, w, h): the corner is clamped to
+    the image and the size to the image's size (a face cut by the border keeps its size), kept as floats
+    instead of truncated to integers."""
+    bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
+    return (min(max(float(box[0]), 0.0), width), min(max(float(box[1]), 0.0), height),
+            min(max(bw, 0.0), width), min(max(bh, 0.0), height))

@@ -3,7 +3,10 @@
 Two bundled models (Apache-2.0, MediaPipe; see models/NOTICE.md): ``full`` range (192x192 input, 117 M MACs)
 sees faces across a room (85% of faces 1.2 m from a 640x480 webcam, about half at 2 m) but misses faces that
 fill the frame; ``short`` range (128x128, 31 M MACs) only finds faces within about a metre, close-ups included.
-``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. Figures:
+``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. ``tiled``
+is ``auto`` whose full-range pass also sees the frame in 3x2 overlapping tiles, each at 0.7x instead of 0.3x
+(640x480), all candidates merged by one weighted NMS: faces of 48-64 px (2-2.5 m) are found as faces of
+100-150 px are by ``auto``, at six to seven times the detection cost. Figures:
 README ("Which face detector"), benchmarks/results/face_size.json. The networks run on LiteRT like the
 classifier; MediaPipe's pre- and post-processing is re-implemented in ``blazeface.py``, so no mediapipe is
 needed at run time and the boxes are the same on every CPU (checked against MediaPipe's FaceDetector:
@@ -17,13 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeag.edge.blazeface import SPECS, anchors, decode, letterbox, spec_for_input, to_image, weighted_nms
+from edgeag.edge.blazeface import (SPECS, anchors, clamp_box, decode, letterbox, spec_for_input, to_pixels,
+                                   weighted_nms)
 from edgeag.edge.crop import Detection
 from edgeag.edge.native_logs import native_logs_silenced
 from edgeag.errors import BadInputError, ModelError
 
 AUTO = "auto"  # full range, and short range on frames where the full range finds no face
-DETECTORS = (AUTO, *SPECS)  # the --detector choices: auto, full, short
+TILED = "tiled"  # auto, with the full range also run on overlapping tiles of the frame (small faces)
+DETECTORS = (AUTO, TILED, *SPECS)  # the --detector choices: auto, tiled, full, short
+TILE_GRID = (3, 2)  # tiles along the frame's longer side, along its shorter side (2x3 on a portrait frame)
+TILE_OVERLAP = 0.1  # shared by neighbouring tiles, of the frame's longer side: faces this wide lie whole in a tile
+TILE_MIN_FACE = 18  # px in the model input: a tile's narrower candidates are dropped (mostly false, see README)
 DEFAULT_DETECTOR = AUTO  # chosen by measurement (README, benchmarks/results/face_size.json)
 
 
@@ -37,7 +45,7 @@ def bundled_detector_path(name: str = "full") -> Path:
 def detector_paths(detector: str | Path | None) -> list[Path]:
     """The model files, in the order tried, for a detector name (None = default) or a BlazeFace .tflite path."""
     name = DEFAULT_DETECTOR if detector is None else str(detector)
-    if name == AUTO:
+    if name in (AUTO, TILED):
         return [bundled_detector_path("full"), bundled_detector_path("short")]
     if name in SPECS:
         return [bundled_detector_path(name)]
@@ -86,20 +94,80 @@ class BlazeFace:
             raise ModelError(f"{self.path}: outputs are not BlazeFace's (1, {n}, 16) boxes and (1, {n}, 1) scores")
         return by_width[16]["index"], by_width[1]["index"]
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 (H, W, 3) frame, best first."""
-        tensor, placement = letterbox(rgb, self.spec.input_size, out=self._input)
+    def candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The anchors that pass the threshold before suppression: boxes (n, 4: x0, y0, x1, y1) and keypoints
+        (n, 6, 2) in ``rgb``'s pixels (not clamped), and scores."""
+        tensor, lb = letterbox(rgb, self.spec.input_size, out=self._input)
         self._interp.set_tensor(self._in_index, tensor)
         self._interp.invoke()
         raw_boxes = self._interp.get_tensor(self._boxes_index)[0]
         raw_scores = self._interp.get_tensor(self._scores_index)[0]
         boxes, kps, scores = decode(raw_boxes, raw_scores, self._anchors, self.spec.scale, self.min_confidence)
-        out = []
-        for box, kp, score in weighted_nms(boxes, kps, scores):
-            xywh, points = to_image(box, kp, placement)
-            kp = tuple((float(x), float(y)) for x, y in points)  # right eye, left eye, nose, mouth, ears
-            out.append(Detection(box=xywh, score=score, right_eye=kp[0], left_eye=kp[1], keypoints=kp))
-        return out
+        return (*to_pixels(boxes, kps, lb), scores)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 (H, W, 3) frame, best first."""
+        return suppressed(*self.candidates(rgb), rgb.shape[1], rgb.shape[0])
+
+
+def suppressed(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, width: int,
+               height: int) -> list[Detection]:
+    """Candidates in pixels (boxes x0, y0, x1, y1) merged by MediaPipe's weighted NMS into ``Detection``
+    records of a ``width`` x ``height`` image, best first."""
+    out = []
+    for box, kp, score in weighted_nms(boxes, kps, scores):
+        points = tuple((float(x), float(y)) for x, y in kp)  # right eye, left eye, nose, mouth, ears
+        out.append(Detection(box=clamp_box(box, width, height), score=score, right_eye=points[0],
+                             left_eye=points[1], keypoints=points))
+    return out
+
+
+def tile_boxes(width: int, height: int, grid: tuple[int, int] = TILE_GRID,
+               overlap: float = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x0, y0, x1, y1) covering a frame, ``grid`` across x down, neighbours sharing
+    ``overlap`` times the frame's longer side (a face narrower than that lies whole inside some tile)."""
+    shared = int(round(overlap * max(width, height)))
+
+    def starts(n: int, length: int) -> tuple[list[int], int]:
+        size = min(length, -(-(length + (n - 1) * shared) // n))
+        return [round(i * (length - size) / (n - 1)) if n > 1 else 0 for i in range(n)], size
+
+    (xs, tw), (ys, th) = starts(grid[0], width), starts(grid[1], height)
+    return [(x, y, x + tw, y + th) for y in ys for x in xs]
+
+
+def tile_candidates(model: BlazeFace, rgb: np.ndarray, grid: tuple[int, int] = TILE_GRID,
+                    overlap: float = TILE_OVERLAP, min_face: float = TILE_MIN_FACE,
+                    larger: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of each tile, in frame pixels. Dropped: one that crosses an edge shared with another tile
+    (a face cut there lies whole in the neighbour if narrower than the overlap, or is large enough for the
+    whole-frame pass); one narrower than ``min_face`` pixels of the model input (at that size the network's
+    few hits on face-free frames are nearly all); one lying inside a box of ``larger`` (the whole-frame
+    candidates, x0, y0, x1, y1) at least 1.5 times as wide: a part of a close face, seen alone by a tile."""
+    h, w = rgb.shape[:2]
+    parts = []
+    for x0, y0, x1, y1 in tile_boxes(w, h, grid, overlap):
+        boxes, kps, scores = model.candidates(rgb[y0:y1, x0:x1])
+        boxes += np.array([x0, y0, x0, y0], np.float32)
+        kps += np.array([x0, y0], np.float32)
+        whole = ((x0 == 0) | (boxes[:, 0] >= x0)) & ((y0 == 0) | (boxes[:, 1] >= y0)) \
+            & ((x1 == w) | (boxes[:, 2] <= x1)) & ((y1 == h) | (boxes[:, 3] <= y1))
+        wide = boxes[:, 2] - boxes[:, 0] >= min_face * max(x1 - x0, y1 - y0) / model.spec.input_size
+        keep = whole & wide & ~_inside(boxes, larger)
+        parts.append((boxes[keep], kps[keep], scores[keep]))
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def _inside(boxes: np.ndarray, outer: np.ndarray | None, share: float = 0.6, ratio: float = 1.5) -> np.ndarray:
+    """Which ``boxes`` have at least ``share`` of their area inside a box of ``outer`` ``ratio`` times as wide."""
+    if outer is None or not len(outer) or not len(boxes):
+        return np.zeros(len(boxes), bool)
+    b, o = boxes[:, None, :], outer[None, :, :]
+    iw = np.clip(np.minimum(b[..., 2], o[..., 2]) - np.maximum(b[..., 0], o[..., 0]), 0, None)
+    ih = np.clip(np.minimum(b[..., 3], o[..., 3]) - np.maximum(b[..., 1], o[..., 1]), 0, None)
+    area = np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-6)
+    wider = (o[..., 2] - o[..., 0]) >= ratio * (b[..., 2] - b[..., 0])
+    return ((iw * ih / area >= share) & wider).any(axis=1)
 
 
 class FaceDetector:
@@ -107,7 +175,9 @@ class FaceDetector:
 
     Args:
         detector: ``"auto"`` (default: the full-range model, and the short-range one on frames where the full
-            range finds no face, i.e. close-ups that fill the frame), ``"full"``, ``"short"``, or the path of
+            range finds no face, i.e. close-ups that fill the frame), ``"tiled"`` (auto, with the full range
+            run on the whole frame and on 3x2 overlapping tiles, the candidates merged by one weighted NMS:
+            faces of 48-64 px across a room, at six to seven times the cost), ``"full"``, ``"short"``, or the path of
             a MediaPipe BlazeFace face detection .tflite (short or full range, recognised by its input size).
         min_confidence: score threshold (MediaPipe's ``min_detection_confidence``).
         threads: LiteRT CPU threads (None: LiteRT's default).
@@ -116,8 +186,11 @@ class FaceDetector:
     def __init__(self, detector: str | Path | None = None, min_confidence: float = 0.5,
                  threads: int | None = None) -> None:
         self.models = [BlazeFace(p, min_confidence, threads) for p in detector_paths(detector)]
-        self.name = AUTO if len(self.models) > 1 else self.models[0].spec.name
+        name = DEFAULT_DETECTOR if detector is None else str(detector)
+        self.name = name if name in DETECTORS else self.models[0].spec.name
         self.path = self.models[0].path
+        self.tiles = TILE_GRID if self.name == TILED else None  # (across, down) for the first model, or None
+        self.overlap, self.min_tile_face = TILE_OVERLAP, TILE_MIN_FACE
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale and RGBA are accepted too."""
@@ -127,11 +200,26 @@ class FaceDetector:
             rgb = rgb[:, :, :3]
         if not rgb.flags.c_contiguous:
             rgb = np.ascontiguousarray(rgb)
+        h, w = rgb.shape[:2]
+        if self.tiles and max(w, h) >= 2 * self.models[0].spec.input_size:  # smaller images: seen whole
+            return self._detect_tiled(rgb, self.tiles if w >= h else self.tiles[::-1])
         for model in self.models:
             found = model.detect(rgb)
             if found:
                 return found
         return []
+
+    def _detect_tiled(self, rgb: np.ndarray, grid: tuple[int, int]) -> list[Detection]:
+        """The whole frame as ``auto`` sees it (the short range where the full range finds nothing) and the
+        full range's tiles, all candidates merged by one weighted NMS."""
+        full, *fallbacks = self.models
+        whole = full.candidates(rgb)
+        for model in fallbacks:
+            if len(whole[2]):
+                break
+            whole = model.candidates(rgb)
+        tiles = tile_candidates(full, rgb, grid, self.overlap, self.min_tile_face, larger=whole[0])
+        return suppressed(*(np.concatenate(p) for p in zip(whole, tiles)), rgb.shape[1], rgb.shape[0])
 
     def close(self) -> None:
         """Nothing to release (kept for the context-manager protocol); safe to call twice."""

@@ -16,7 +16,8 @@ from conftest import DATA, needs_data
 
 from edgeag.edge import blazeface as bf
 from edgeag.edge.crop import Detection
-from edgeag.edge.detector import DEFAULT_DETECTOR, DETECTORS, FaceDetector, bundled_detector_path
+from edgeag.edge.detector import (DEFAULT_DETECTOR, DETECTORS, FaceDetector, bundled_detector_path, tile_boxes,
+                                  tile_candidates)
 
 has_mediapipe = importlib.util.find_spec("mediapipe") is not None
 
@@ -60,14 +61,15 @@ def test_letterbox_keeps_aspect_and_maps_back():
     ys, xs = np.nonzero(tensor[0, :, :, 0] > 0)
     # 640 -> 128 is a factor 5; the image starts (640 - 480) / 2 / 5 = 16 rows down
     assert xs.min() == pytest.approx(60, abs=1) and ys.min() == pytest.approx(16 + 40, abs=1)
-    box, kps = bf.to_image(np.array([60 / 128, 56 / 128, 76 / 128, 72 / 128]), np.zeros((6, 2)), lb)
-    assert np.allclose(box, (300, 200, 80, 80), atol=1e-3)
+    boxes, kps = bf.to_pixels(np.array([[60 / 128, 56 / 128, 76 / 128, 72 / 128]]), np.zeros((1, 6, 2)), lb)
+    assert np.allclose(bf.clamp_box(boxes[0], lb.width, lb.height), (300, 200, 80, 80), atol=1e-3)
+    assert bf.clamp_box(np.array([-10, 470, 30, 500]), 640, 480) == (0.0, 470.0, 40.0, 30.0)  # MediaPipe's clamp
 
 
 def test_detector_names_agree_with_the_cli():
     from edgeag.cli.options import DEFAULT_DETECTOR as cli_default, Detector
 
-    assert [d.value for d in Detector] == list(DETECTORS) == ["auto", "full", "short"]
+    assert [d.value for d in Detector] == list(DETECTORS) == ["auto", "tiled", "full", "short"]
     assert cli_default.value == DEFAULT_DETECTOR
 
 
@@ -75,12 +77,130 @@ def test_unknown_detector_and_non_blazeface_file_are_clear_errors(tmp_path):
     from edgeag.edge.classifier import bundled_model_path
     from edgeag.errors import BadInputError, ModelError
 
-    with pytest.raises(BadInputError, match="auto, full, short"):
+    with pytest.raises(BadInputError, match="auto, tiled, full, short"):
         FaceDetector("medium")
     with pytest.raises(ModelError, match="not found"):
         FaceDetector(tmp_path / "missing.tflite")
     with pytest.raises(ModelError, match="not a BlazeFace"):
         FaceDetector(bundled_model_path())
+
+
+# ------------------------------------------------------------------------------ tiles
+
+@pytest.mark.parametrize("w, h, grid", [(640, 480, (3, 2)), (480, 640, (2, 3)), (1280, 720, (3, 2)), (400, 300, (2, 2))])
+def test_tiles_cover_the_frame_and_overlap(w, h, grid):
+    tiles = tile_boxes(w, h, grid)
+    assert len(tiles) == grid[0] * grid[1]
+    assert all(0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h for x0, y0, x1, y1 in tiles)
+    covered = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in tiles:
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    xs, ys = sorted({t[0] for t in tiles}), sorted({t[1] for t in tiles})
+    tw, th = tiles[0][2] - tiles[0][0], tiles[0][3] - tiles[0][1]
+    shared = round(0.1 * max(w, h))  # TILE_OVERLAP: a face this wide lies whole in some tile
+    assert all(b - a <= tw - shared for a, b in zip(xs, xs[1:])) and all(b - a <= th - shared for a, b in zip(ys, ys[1:]))
+    assert tile_boxes(640, 480, (3, 2))[:2] == [(0, 0, 256, 272), (192, 0, 448, 272)]
+
+
+class _OneBoxModel:
+    """Stands in for BlazeFace: in any image, one 40 px candidate centred at (cx, cy) of the frame, if inside."""
+
+    spec = bf.FULL
+
+    def __init__(self, frame_w, frame_h, cx, cy, side=40.0):
+        self.frame, self.c, self.side = (frame_w, frame_h), (cx, cy), side
+        self.seen = []
+
+    def candidates(self, rgb):
+        # the image is the frame or a tile view into it: find the view's origin from the frame's pixel values
+        x0, y0 = int(rgb[0, 0, 0]) * 8, int(rgb[0, 0, 1]) * 8
+        self.seen.append((x0, y0, rgb.shape[1], rgb.shape[0]))
+        cx, cy = self.c[0] - x0, self.c[1] - y0
+        if not (0 <= cx < rgb.shape[1] and 0 <= cy < rgb.shape[0]):
+            return np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32)
+        half = self.side / 2
+        box = np.array([[cx - half, cy - half, cx + half, cy + half]], np.float32)
+        return box, np.full((1, 6, 2), [cx, cy], np.float32), np.array([0.9], np.float32)
+
+
+def _coded_frame(w=640, h=480):
+    """A frame whose pixel (x, y) holds x // 8 and y // 8, so a tile view tells where it starts."""
+    x, y = np.meshgrid(np.arange(w) // 8, np.arange(h) // 8)
+    return np.dstack([x, y, np.zeros_like(x)]).astype(np.uint8)
+
+
+def test_tile_candidates_are_in_frame_pixels_and_cut_or_contained_ones_are_dropped():
+    rgb = _coded_frame()
+    # a face at (250, 100), 230-270 wide: whole in tile 2 (x 192-448); tile 1 (x 0-256) sees it cut at x 256
+    model = _OneBoxModel(640, 480, 250, 100)
+    boxes, kps, scores = tile_candidates(model, rgb, (3, 2))
+    assert model.seen[:2] == [(0, 0, 256, 272), (192, 0, 256, 272)] and len(model.seen) == 6
+    assert len(scores) == 1  # tile 2's
+    assert np.allclose(boxes, [[230, 80, 270, 120]]) and np.allclose(kps[:, 0], [250, 100])
+    whole = model.candidates(rgb)
+    faces = bf.weighted_nms(*(np.concatenate(p) for p in zip(whole, (boxes, kps, scores))))
+    assert len(faces) == 1 and np.allclose(faces[0][0], [230, 80, 270, 120])  # one face after the merge
+    # inside a whole-frame box at least 1.5 times as wide (a part of a close face): dropped; beside it: kept
+    assert len(tile_candidates(model, rgb, (3, 2), larger=np.array([[200, 50, 300, 150.0]]))[2]) == 0
+    assert len(tile_candidates(model, rgb, (3, 2), larger=np.array([[225, 75, 275, 125.0]]))[2]) == 1
+    assert len(tile_candidates(model, rgb, (3, 2), larger=np.array([[300, 50, 400, 150.0]]))[2]) == 1
+    # a face at the frame's border is kept by the tile that shares that border
+    model = _OneBoxModel(640, 480, 10, 470, side=30)
+    assert len(tile_candidates(model, rgb, (3, 2))[2]) == 1
+    # a candidate narrower than min_face pixels of the model input is dropped in tiles
+    model = _OneBoxModel(640, 480, 250, 100, side=10)
+    assert len(tile_candidates(model, rgb, (3, 2))[2]) == 0
+
+
+@pytest.fixture(scope="module")
+def small_faces():
+    """A generated room with four real test faces pasted at 40-48 px (one across a tile edge) and one at
+    150 px across tile edges, and their places. The full range finds one small face, the tiled pass all."""
+    from edgeag.benchmarks.scenes import camera, paste, scene
+    from video_fixture import pick_faces
+
+    faces = [f.rgb for f in pick_faces()]
+    rng = np.random.default_rng(1)
+    img = scene(rng, kind="room")
+    places = [(80, 60, 44), (230, 300, 44), (470, 100, 48), (560, 330, 40), (300, 120, 150)]
+    for (x, y, side), face in zip(places, faces + faces):
+        paste(img, face, x, y, side)
+    return camera(img, rng), places
+
+
+@needs_data
+def test_tiled_finds_small_faces_the_full_range_misses_one_box_each(small_faces):
+    rgb, places = small_faces
+    with FaceDetector("full") as full, FaceDetector("tiled") as tiled:
+        assert tiled.name == "tiled" and tiled.path == bundled_detector_path("full")
+        by_full, by_tiled = full.detect(rgb), tiled.detect(rgb)
+        assert tiled.detect(rgb[:200, :200]) == full.detect(rgb[:200, :200])  # small images: not tiled
+    small = places[:4]
+    assert sum(_found(by_full, p) for p in small) <= 2
+    assert sum(_found(by_tiled, p) for p in small) >= 3 and _found(by_tiled, places[4])
+    for x, y, side in places:  # boxes in frame pixels, one per face, nothing else
+        mine = [d for d in by_tiled if _found([d], (x, y, side))]
+        assert len(mine) <= 1
+        assert all(0.6 * side <= d.box[2] <= 1.2 * side and abs(d.box[2] - d.box[3]) < 1 for d in mine)
+    assert len(by_tiled) == sum(_found(by_tiled, p) for p in places)
+    assert [d.score for d in by_tiled] == sorted((d.score for d in by_tiled), reverse=True)
+
+
+@needs_data
+def test_tiled_gives_a_close_face_one_box():
+    """A face filling most of the frame: tiles see only parts of it, and none may become a second face."""
+    from edgeag.benchmarks.scenes import camera, paste, scene
+    from video_fixture import pick_faces
+
+    with FaceDetector("tiled") as tiled:
+        for i, face in enumerate(pick_faces()):
+            rng = np.random.default_rng(10 + i)
+            img = scene(rng, kind="room")
+            place = (60 + 60 * i, 5, 420 + 20 * i)
+            paste(img, face.rgb, *place)
+            dets = tiled.detect(camera(img, rng))
+            assert len(dets) == 1 and _found(dets, place)
 
 
 # ------------------------------------------------------------------------------ both models, real faces
@@ -118,7 +238,7 @@ def no_network(monkeypatch):
 
 
 @needs_data
-@pytest.mark.parametrize("name, finds_small", [("auto", True), ("full", True), ("short", False)])
+@pytest.mark.parametrize("name, finds_small", [("auto", True), ("tiled", True), ("full", True), ("short", False)])
 def test_each_detector_loads_offline_and_finds_the_faces_it_should(name, finds_small, two_faces, no_network):
     rgb, (large, small) = two_faces
     path = bundled_detector_path("short" if name == "short" else "full")
