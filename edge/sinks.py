@@ -176,7 +176,20 @@ class Sink:
         self.close()
 
 
-class JsonlSink(Sink):
+class _FileSink(Sink):
+    """A sink writing one output file: ``_finish(commit)`` keeps it (close) or leaves an earlier one (abort)."""
+
+    def close(self) -> None:
+        self._finish(commit=True)
+
+    def abort(self) -> None:
+        self._finish(commit=False)
+
+    def _finish(self, commit: bool) -> None:
+        raise NotImplementedError
+
+
+class JsonlSink(_FileSink):
     """One JSON object per line to a file or, with ``-``, to stdout (then nothing else goes to stdout).
 
     A file is written under a temporary name and renamed into place by ``close()``; with ``append`` the
@@ -212,12 +225,6 @@ class JsonlSink(Sink):
         self.count += 1
         return True
 
-    def close(self) -> None:
-        self._finish(commit=True)
-
-    def abort(self) -> None:
-        self._finish(commit=False)
-
     def _finish(self, commit: bool) -> None:
         try:
             self._f.flush()
@@ -241,7 +248,7 @@ def _silence_stdout() -> None:
         pass
 
 
-class VideoSink(Sink):
+class VideoSink(_FileSink):
     """An annotated video; opened at the first frame (size known then), renamed into place by ``close()``."""
 
     needs_image = True
@@ -291,12 +298,6 @@ class VideoSink(Sink):
         self._writer.write(image)
         self.count += 1
         return True
-
-    def close(self) -> None:
-        self._finish(commit=True)
-
-    def abort(self) -> None:
-        self._finish(commit=False)
 
     def _finish(self, commit: bool) -> None:
         if self._writer is not None:

@@ -283,12 +283,9 @@ def plot_grid(res: dict, out_png: str | Path) -> Path:
     px = f"{sizes.pop()} px" if len(sizes) == 1 else "input size as named"
     fig.suptitle(f"architecture grid: int8 on the test split ({res.get('data', '?')}, "
                  f"{cfg.get('epochs', '?')} epochs max, {px})")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    from edgeag.benchmarks.common import save_figure
+
+    return save_figure(fig, out_png)
 
 
 def run_grid(data: str | Path, *, split_file: str | Path | None = None, grid: str = DEFAULT_GRID,
