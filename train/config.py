@@ -17,10 +17,14 @@ class ModelConfig:
     width: float = 0.75  # channel multiplier
     depth: float = 1.0  # block-count multiplier
     dropout: float = 0.2
-    stem_stride: int = 2  # 1 keeps full resolution for small (<= 64 px) inputs
+    stem_stride: int | None = None  # None: 1 for inputs of 64 px or less (keeps their resolution), else 2
     expansion: int = 3  # inverted-residual expansion (MobileNetV2 uses 6; 3 trains ~1.5x faster here)
     fused_stages: int = 0  # leading stages built as Fused-MBConv instead of depthwise blocks
     age_head: str = "regression"  # or "distribution" (label-distribution learning, see build_model)
+
+    def __post_init__(self) -> None:
+        if self.stem_stride is None:
+            self.stem_stride = 1 if self.input_size <= 64 else 2
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -160,7 +160,7 @@ def train_entry(entry: GridEntry, model_dir: Path, data: Path, split_file: Path 
 
     input_size = entry.size or input_size
     mcfg = ModelConfig(arch=entry.arch, input_size=input_size, channels=entry.channels, width=entry.width,
-                       depth=entry.depth, stem_stride=1 if input_size <= 64 else 2)
+                       depth=entry.depth)
     tcfg = TrainConfig(epochs=epochs, patience=patience, limit=limit, seed=seed)
     with _Deadline(seconds) as dl:
         train(data, model_dir, split_file=split_file, model_cfg=mcfg, train_cfg=tcfg, progress=progress)
@@ -373,7 +373,7 @@ def _estimate(e: GridEntry, input_size: int, epochs: int, per_mmac_epoch: list[f
 
     size = e.size or input_size
     macs = count_macs(build_model(ModelConfig(arch=e.arch, input_size=size, channels=e.channels, width=e.width,
-                                              depth=e.depth, stem_stride=1 if size <= 64 else 2)))
+                                              depth=e.depth)))
     return float(np.median(per_mmac_epoch)) * macs / 1e6 * epochs
 
 

@@ -126,8 +126,7 @@ class ArchitectureArgs:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, input_size=self.input_size, channels=self.channels, width=self.width,
-                           depth=self.depth, dropout=self.dropout, expansion=self.expansion,
-                           stem_stride=1 if self.input_size <= 64 else 2)
+                           depth=self.depth, dropout=self.dropout, expansion=self.expansion)
 
 
 @dataclass
