@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 # Defaults shared by FaceAnalyzerOptions, the tracker and the CLI options (here because this module is light).
 # Faces narrower than this many pixels (detected box) get no age, gender or ethnicity: below it the bundled
 # model's estimates are mostly noise (measured: benchmarks/attributes_by_face_size.py, table in README).
-MIN_FACE_PX = 20
+MIN_FACE_PX = 12
 # Seconds a face may go unseen and keep its track ID (measured: benchmarks/tracking.py, README).
 MAX_GAP_S = 1.5
 
