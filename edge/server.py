@@ -11,10 +11,10 @@ out); ``GET /v1/model``; ``GET /healthz``; ``GET /`` (the page); ``GET /docs`` (
 Privacy: request bodies are read into memory, analysed and dropped. Nothing is written to disk (the multipart
 body is parsed in memory on purpose: Starlette's form parser would spool files over 1 MB to a temp file).
 
-Concurrency: a LiteRT interpreter holds its input/output tensors as state (set -> invoke -> get), and a
-MediaPipe task serialises its calls per instance, so neither can be shared by concurrent requests. The server
+Concurrency: a LiteRT interpreter (the classifier's and the detector's) holds its input/output tensors as state
+(set -> invoke -> get), so it cannot be shared by concurrent requests. The server
 keeps a small *pool* of independent analyzers (``workers``, default 2 = the cores of a small board), each used
-by one request at a time: N requests run truly in parallel (LiteRT and MediaPipe release the GIL), the rest
+by one request at a time: N requests run truly in parallel (LiteRT releases the GIL), the rest
 wait for a free analyzer (503 after ``busy_timeout`` seconds). A pool of one is a plain lock.
 
 Layout: this module is the app and its routes; edge/server_intake.py reads and decodes uploads,
