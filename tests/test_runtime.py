@@ -266,6 +266,7 @@ def test_predict_json_with_good_and_unreadable_files(tmp_path, utk_sample):
     assert [r["frame"] for r in rows] == [0, 1, 2, 3] and rows[0].keys() >= {"width", "height", "latency_ms"}
     p = run_cli("predict", bad, "--json", "-", cwd=tmp_path)
     assert_clean_failure(p, 2, "no image could be read")
+    assert "partly done" not in p.stderr  # nothing was read: one error line, not a partial-success summary
     assert jsonl(p.stdout) == [{"frame": 0, "file": str(bad),
                                 "error": "cannot decode the PNG image (corrupt or truncated)"}]
 

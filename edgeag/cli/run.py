@@ -271,6 +271,8 @@ def _exit_for(summary, kind: str) -> None:
 def _print_summary(s, kind: str, json_out: Optional[str], save: Optional[Path], signal_name: str = "") -> None:
     """One line: how the run ended, then what it did."""
     unit = "images" if kind == "images" else "frames"
+    if kind == "images" and s.frames == 0 and not s.interrupted:
+        return  # nothing was read: `_exit_for` says so in one line (exit 2), not "partly done"
     parts = [f"{s.frames} {unit} in {s.elapsed_s:.1f} s ({s.fps:.1f}/s)", f"{s.faces} faces"]
     if s.skipped and kind != "images":
         parts.append(f"{s.skipped} unreadable {unit} skipped")
