@@ -6,7 +6,7 @@ LiteRT, the tracker), the JSON record, a JSON Lines sink writing to the null dev
 (``sinks.annotate``). Only the frames are special: a 640x480 clip generated in memory and JPEG-encoded once at
 setup, decoded by a ``FrameSource`` in the loop, so decoding is real work and no camera or data is needed.
 Nothing is patched: stages are timed by wrappers handed to ``FaceAnalyzer(detector=..., classifier=...)``,
-the analyzer's ``last_timings`` and a last sink (``bench_timing``).
+each result's ``timings_ms`` and a last sink (``bench_timing``).
 
 Faces. BlazeFace finds nothing in generated pixels, so without ``--data`` detection is timed on the real
 frames (the full cost of running the network on a frame) and the per-face stages run on K fixed synthetic

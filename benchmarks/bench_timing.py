@@ -1,8 +1,8 @@
 """Timing for ``edgeag benchmark``: statistics, memory, the classifier per face, and the product's frame loop.
 
 Nothing in the runtime is replaced or patched. The analyzer is built with timing wrappers as its detector and
-classifier (``FaceAnalyzer(detector=..., classifier=...)``), crop and track times are the analyzer's own
-``last_timings``, the clip's ``FrameSource`` times decoding, and a last sink draws the overlay (the loop's
+classifier (``FaceAnalyzer(detector=..., classifier=...)``), crop and track times come from each analysis
+result's ``timings_ms``, the clip's ``FrameSource`` times decoding, and a last sink draws the overlay (the loop's
 ``sinks.annotate``, timed) and takes the time between consecutive frames (the end-to-end period).
 """
 
@@ -184,7 +184,7 @@ class StageRecorder(Sink):
         return True
 
     def _record(self, period: float, draw: float, record: dict) -> None:
-        lt, det, clf = self.analyzer.last_timings, self.analyzer.detector, self.analyzer.classifier
+        lt, det, clf = self.found.timings_ms, self.analyzer.detector, self.analyzer.classifier
         parts = {"decode": self.source.decode_ms, "detect": det.last_ms, "crop": lt.get("crop_ms", 0.0),
                  "classify_batch": clf.last_ms if record["faces"] else 0.0, "track": lt.get("track_ms", 0.0),
                  "draw": draw}
