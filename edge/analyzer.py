@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeag.edge.classifier import AgeGenderClassifier
 from edgeag.edge.crop import Detection, crop_face
-from edgeag.edge.detector import DEFAULT_DETECTOR, FaceDetector
+from edgeag.edge.detector import DEFAULT_DETECTOR, FaceDetector, takes_expected
 from edgeag.edge.face import MAX_GAP_S, MIN_FACE_PX, AnalysisResult, Face
 from edgeag.edge.images import read_image, scale_faces
 from edgeag.edge.tracker import Tracker
@@ -79,6 +79,7 @@ class FaceAnalyzer:
         if detector is None:
             detector = FaceDetector(o.detector, min_confidence=o.min_confidence, threads=o.threads)
         self.detector = detector
+        self._detector_takes_expected = takes_expected(detector)
         self.spec = self.classifier.crop_spec
         self._genders = self.classifier.labels["gender"]
         self._ethnicities = self.classifier.labels["ethnicity"]
@@ -95,8 +96,10 @@ class FaceAnalyzer:
         """The classifier's embedded metadata (input, labels, training data, version)."""
         return self.classifier.metadata
 
-    def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
-        dets = self.detector.detect(rgb)
+    def detect(self, rgb: np.ndarray, timestamp_ms: int | None = None, expected: list | None = None) -> list[Detection]:
+        """Detections, at most ``max_faces``; ``expected``: boxes where tracked faces should be (streams)."""
+        follows = expected is not None and self._detector_takes_expected
+        dets = self.detector.detect(rgb, expected=expected) if follows else self.detector.detect(rgb)
         return dets[: self.options.max_faces] if self.options.max_faces else dets
 
     def classify(self, rgb: np.ndarray, dets: list[Detection]) -> AnalysisResult:
@@ -141,9 +144,11 @@ class FaceAnalyzer:
         if isinstance(image, (str, Path)):  # big files are decoded reduced; boxes come back in file pixels
             decoded = read_image(image)
             return scale_faces(self.analyze(decoded.rgb, timestamp_ms), decoded.scale)
-        rgb = _check_rgb(image)
+        return self._analyze(_check_rgb(image), timestamp_ms)
+
+    def _analyze(self, rgb: np.ndarray, timestamp_ms: int | None, expected: list | None = None) -> AnalysisResult:
         t0 = time.perf_counter()
-        dets = self.detect(rgb, timestamp_ms)
+        dets = self.detect(rgb, timestamp_ms, expected)
         detect_ms = (time.perf_counter() - t0) * 1e3
         faces = self.classify(rgb, dets)
         faces.timings_ms = {"detect_ms": detect_ms, **faces.timings_ms}
@@ -162,10 +167,11 @@ class FaceAnalyzer:
         are returned unchanged (IDs are still assigned). When smoothing, ``Face.age_raw`` and
         ``Face.p_female_raw`` hold this frame's own values. Call ``reset_tracks()`` between unrelated videos.
         """
-        faces = self.analyze(image, timestamp_ms)
+        rgb = _check_rgb(image)
+        t_s, size = None if timestamp_ms is None else timestamp_ms / 1e3, (rgb.shape[1], rgb.shape[0])
+        faces = self._analyze(rgb, timestamp_ms, self.tracker.expected_boxes(t_s, size))
         t0 = time.perf_counter()
-        tracks = self.tracker.update([f.box for f in faces], None if timestamp_ms is None else timestamp_ms / 1e3,
-                                     (image.shape[1], image.shape[0]))
+        tracks = self.tracker.update([f.box for f in faces], t_s, size)
         smooth = self.options.smooth
         for f, tr in zip(faces, tracks):
             f.track_id = tr.id
@@ -180,6 +186,8 @@ class FaceAnalyzer:
     def reset_tracks(self) -> None:
         """Forget all tracks (e.g. before analysing another video); IDs are not reused."""
         self.tracker.reset()
+        if hasattr(self.detector, "reset"):
+            self.detector.reset()  # the next frame starts a stream: the whole search
 
     def close(self) -> None:
         self.detector.close()

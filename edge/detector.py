@@ -15,6 +15,7 @@ benchmarks/detector_parity.py, tests/test_detector.py).
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +33,8 @@ DETECTORS = (AUTO, TILED, *SPECS)  # the --detector choices: auto, tiled, full, 
 TILE_GRID = (3, 2)  # tiles along the frame's longer side, along its shorter side (2x3 on a portrait frame)
 TILE_OVERLAP = 0.1  # shared by neighbouring tiles, of the frame's longer side: faces this wide lie whole in a tile
 TILE_MIN_FACE = 18  # px in the model input: a tile's narrower candidates are dropped (mostly false, see README)
+SCAN_EVERY = 4  # AUTO on a stream: frames per part of the whole search (7 parts at 640x480: 28 frames)
+ROI_SCALE = 3.0  # AUTO on a stream: side of the region searched around an expected face, in face widths
 DEFAULT_DETECTOR = AUTO  # chosen by measurement (README, benchmarks/results/face_size.json)
 
 
@@ -56,6 +59,24 @@ def detector_paths(detector: str | Path | None) -> list[Path]:
     if not path.is_file():
         raise ModelError(f"face detector model not found: {path}")
     return [path]
+
+
+def takes_expected(detector) -> bool:
+    """Whether ``detector.detect`` takes the tracks' ``expected`` boxes (``FaceDetector`` does; a detector of
+    one's own given to ``FaceAnalyzer(detector=...)`` may only take the frame)."""
+    try:
+        return "expected" in inspect.signature(detector.detect).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+    """A C-contiguous (H, W, 3) view or copy of a grayscale, RGB or RGBA uint8 frame."""
+    if rgb.ndim == 2 or rgb.shape[2] == 1:
+        rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+    elif rgb.shape[2] == 4:
+        rgb = rgb[:, :, :3]
+    return rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb)
 
 
 class BlazeFace:
@@ -139,23 +160,52 @@ def tile_boxes(width: int, height: int, grid: tuple[int, int] = TILE_GRID,
 def tile_candidates(model: BlazeFace, rgb: np.ndarray, grid: tuple[int, int] = TILE_GRID,
                     overlap: float = TILE_OVERLAP, min_face: float = TILE_MIN_FACE,
                     larger: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidates of each tile, in frame pixels. Dropped: one that crosses an edge shared with another tile
-    (a face cut there lies whole in the neighbour if narrower than the overlap, or is large enough for the
-    whole-frame pass); one narrower than ``min_face`` pixels of the model input (at that size the network's
-    few hits on face-free frames are nearly all); one lying inside a box of ``larger`` (the whole-frame
-    candidates, x0, y0, x1, y1) at least 1.5 times as wide: a part of a close face, seen alone by a tile."""
+    """Candidates of each tile, in frame pixels (``region_candidates`` of every tile)."""
     h, w = rgb.shape[:2]
-    parts = []
-    for x0, y0, x1, y1 in tile_boxes(w, h, grid, overlap):
-        boxes, kps, scores = model.candidates(rgb[y0:y1, x0:x1])
-        boxes += np.array([x0, y0, x0, y0], np.float32)
-        kps += np.array([x0, y0], np.float32)
-        whole = ((x0 == 0) | (boxes[:, 0] >= x0)) & ((y0 == 0) | (boxes[:, 1] >= y0)) \
-            & ((x1 == w) | (boxes[:, 2] <= x1)) & ((y1 == h) | (boxes[:, 3] <= y1))
-        wide = boxes[:, 2] - boxes[:, 0] >= min_face * max(x1 - x0, y1 - y0) / model.spec.input_size
-        keep = whole & wide & ~_inside(boxes, larger)
-        parts.append((boxes[keep], kps[keep], scores[keep]))
+    parts = [region_candidates(model, rgb, tile, min_face, larger) for tile in tile_boxes(w, h, grid, overlap)]
     return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def region_candidates(model: BlazeFace, rgb: np.ndarray, region: tuple[int, int, int, int],
+                      min_face: float = TILE_MIN_FACE,
+                      larger: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of one region (x0, y0, x1, y1) of the frame, in frame pixels. Dropped: one that crosses a
+    region edge inside the frame (a face cut there lies whole in a neighbouring tile if narrower than the
+    overlap, or is large enough for the whole-frame pass); one narrower than ``min_face`` pixels of the model
+    input (at that size the network's few hits on face-free frames are nearly all); one lying inside a box of
+    ``larger`` (the whole-frame candidates, x0, y0, x1, y1) at least 1.5 times as wide: a part of a close face,
+    seen alone by a tile."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = region
+    boxes, kps, scores = model.candidates(rgb[y0:y1, x0:x1])
+    boxes += np.array([x0, y0, x0, y0], np.float32)
+    kps += np.array([x0, y0], np.float32)
+    whole = ((x0 == 0) | (boxes[:, 0] >= x0)) & ((y0 == 0) | (boxes[:, 1] >= y0)) \
+        & ((x1 == w) | (boxes[:, 2] <= x1)) & ((y1 == h) | (boxes[:, 3] <= y1))
+    wide = boxes[:, 2] - boxes[:, 0] >= min_face * max(x1 - x0, y1 - y0) / model.spec.input_size
+    keep = whole & wide & ~_inside(boxes, larger)
+    return boxes[keep], kps[keep], scores[keep]
+
+
+def around(box, scale: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The square region ``scale`` times as wide as ``box`` (x, y, w, h), on its centre, inside the frame."""
+    x, y, w, h = box
+    side = scale * max(w, h)
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    return x0, y0, int(min(width, max(x0 + 1, cx + side / 2))), int(min(height, max(y0 + 1, cy + side / 2)))
+
+
+def refound(box, candidates: np.ndarray) -> bool:
+    """Whether a candidate (x0, y0, x1, y1) has its centre within the expected ``box`` (x, y, w, h), grown by
+    half its width, and a width between half and twice the box's."""
+    if not len(candidates):
+        return False
+    x, y, w, h = box
+    cx, cy = (candidates[:, 0] + candidates[:, 2]) / 2, (candidates[:, 1] + candidates[:, 3]) / 2
+    cw = candidates[:, 2] - candidates[:, 0]
+    near = (abs(cx - (x + w / 2)) <= w) & (abs(cy - (y + h / 2)) <= h)
+    return bool((near & (cw >= w / 2) & (cw <= 2 * w)).any())
 
 
 def _inside(boxes: np.ndarray, outer: np.ndarray | None, share: float = 0.6, ratio: float = 1.5) -> np.ndarray:
@@ -174,11 +224,16 @@ class FaceDetector:
     """Finds faces in RGB uint8 frames of any size.
 
     Args:
-        detector: ``"auto"`` (default: the full-range model, and the short-range one on frames where the full
-            range finds no face, i.e. close-ups that fill the frame), ``"tiled"`` (auto, with the full range
-            run on the whole frame and on 3x2 overlapping tiles, the candidates merged by one weighted NMS:
-            faces of 48-64 px across a room, at six to seven times the cost), ``"full"``, ``"short"``, or the path of
-            a MediaPipe BlazeFace face detection .tflite (short or full range, recognised by its input size).
+        detector: ``"auto"`` (default): on a single image, the full range on the whole frame (the short range
+            where it finds nothing: close-ups that fill the frame) and on 3x2 overlapping tiles, the candidates
+            merged by one weighted NMS: faces of 48-64 px across a room, at seven full-range passes; on the
+            frames of a stream (``detect(rgb, expected=...)``, as ``FaceAnalyzer.track`` calls it) the same
+            search spread over frames: the short range on the whole frame every frame, one part of the search
+            (the whole frame at full range, or one tile) every ``SCAN_EVERY`` frames, and the short range
+            around each tracked face that neither found, so a far face, once found, is followed every frame.
+            ``"tiled"``: the whole search on every frame, also in streams. ``"full"``, ``"short"``: one model
+            on the whole frame. Or the path of a MediaPipe BlazeFace face detection .tflite (short or full
+            range, recognised by its input size).
         min_confidence: score threshold (MediaPipe's ``min_detection_confidence``).
         threads: LiteRT CPU threads (None: LiteRT's default).
     """
@@ -189,37 +244,69 @@ class FaceDetector:
         name = DEFAULT_DETECTOR if detector is None else str(detector)
         self.name = name if name in DETECTORS else self.models[0].spec.name
         self.path = self.models[0].path
-        self.tiles = TILE_GRID if self.name == TILED else None  # (across, down) for the first model, or None
+        self.tiles = TILE_GRID if self.name in (AUTO, TILED) else None  # (across, down), or None
         self.overlap, self.min_tile_face = TILE_OVERLAP, TILE_MIN_FACE
+        self._stream_frames = 0  # frames of the current stream seen (AUTO's search schedule)
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale and RGBA are accepted too."""
-        if rgb.ndim == 2 or rgb.shape[2] == 1:
-            rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
-        elif rgb.shape[2] == 4:
-            rgb = rgb[:, :, :3]
-        if not rgb.flags.c_contiguous:
-            rgb = np.ascontiguousarray(rgb)
+    def detect(self, rgb: np.ndarray, expected: list | None = None) -> list[Detection]:
+        """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale and RGBA are accepted too.
+        ``expected``: on the frames of a stream, the boxes (x, y, w, h) where tracked faces are expected in
+        this frame (``Tracker.expected_boxes``); None for a single image."""
+        rgb = _as_rgb(rgb)
         h, w = rgb.shape[:2]
-        if self.tiles and max(w, h) >= 2 * self.models[0].spec.input_size:  # smaller images: seen whole
-            return self._detect_tiled(rgb, self.tiles if w >= h else self.tiles[::-1])
+        if not self.tiles or max(w, h) < 2 * self.models[0].spec.input_size:  # small images: seen whole
+            return self._detect_whole(rgb)
+        grid = self.tiles if w >= h else self.tiles[::-1]
+        if self.name == AUTO and expected is not None:
+            self._stream_frames += 1
+            if self._stream_frames > 1:
+                return self._detect_stream_frame(rgb, grid, expected)
+        return self._detect_tiled(rgb, grid)
+
+    def reset(self) -> None:
+        """Start a new stream: its first frame gets the whole search."""
+        self._stream_frames = 0
+
+    def _detect_whole(self, rgb: np.ndarray) -> list[Detection]:
         for model in self.models:
             found = model.detect(rgb)
             if found:
                 return found
         return []
 
-    def _detect_tiled(self, rgb: np.ndarray, grid: tuple[int, int]) -> list[Detection]:
-        """The whole frame as ``auto`` sees it (the short range where the full range finds nothing) and the
-        full range's tiles, all candidates merged by one weighted NMS."""
+    def _whole_candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole frame as ``full`` sees it, or the short range where the full range finds nothing."""
         full, *fallbacks = self.models
         whole = full.candidates(rgb)
         for model in fallbacks:
             if len(whole[2]):
                 break
             whole = model.candidates(rgb)
-        tiles = tile_candidates(full, rgb, grid, self.overlap, self.min_tile_face, larger=whole[0])
+        return whole
+
+    def _detect_tiled(self, rgb: np.ndarray, grid: tuple[int, int]) -> list[Detection]:
+        """The whole frame (``_whole_candidates``) and the full range's tiles, merged by one weighted NMS."""
+        whole = self._whole_candidates(rgb)
+        tiles = tile_candidates(self.models[0], rgb, grid, self.overlap, self.min_tile_face, larger=whole[0])
         return suppressed(*(np.concatenate(p) for p in zip(whole, tiles)), rgb.shape[1], rgb.shape[0])
+
+    def _detect_stream_frame(self, rgb: np.ndarray, grid: tuple[int, int], expected: list) -> list[Detection]:
+        """One frame of a stream: the short range on the whole frame, the search's next part on every
+        ``SCAN_EVERY``-th frame, and the short range around each expected face not found by those."""
+        full, short = self.models
+        h, w = rgb.shape[:2]
+        parts = [short.candidates(rgb)]
+        tiles = tile_boxes(w, h, grid, self.overlap)
+        step, due = divmod(self._stream_frames - 1, SCAN_EVERY)
+        if due == 0:
+            part = step % (len(tiles) + 1)
+            parts.append(full.candidates(rgb) if part == 0 else
+                         region_candidates(full, rgb, tiles[part - 1], self.min_tile_face, parts[0][0]))
+        found = np.concatenate([p[0] for p in parts])
+        for box in expected:
+            if not refound(box, found):
+                parts.append(region_candidates(short, rgb, around(box, ROI_SCALE, w, h), self.min_tile_face))
+        return suppressed(*(np.concatenate(p) for p in zip(*parts)), w, h)
 
     def close(self) -> None:
         """Nothing to release (kept for the context-manager protocol); safe to call twice."""

@@ -299,6 +299,14 @@ class Tracker:
                 out[bi] = t
         return out  # type: ignore[return-value]
 
+    def expected_boxes(self, t_s: float | None = None, frame_size: tuple[int, int] | None = None,
+                       within_s: float = 0.5) -> list[tuple[float, float, float, float]]:
+        """Where the live tracks seen in the last ``within_s`` seconds are expected at time ``t_s`` (None: the
+        next frame's time, as ``update`` counts it): the detector looks there again (``FaceDetector.detect``)."""
+        now = float(t_s) if t_s is not None else (0.0 if self._now is None else self._now + self.frame_interval_s)
+        return [t.predict(now, self.max_predict_s, frame_size) for t in self.tracks.values()
+                if now - t.last_seen_s <= within_s]
+
     def retire_all(self) -> list[Track]:
         """Retire every live track (end of a stream); returns them, also as ``retired``."""
         self.retired = list(self.tracks.values())

@@ -203,6 +203,32 @@ def test_tiled_gives_a_close_face_one_box():
             assert len(dets) == 1 and _found(dets, place)
 
 
+@needs_data
+def test_auto_follows_far_faces_in_a_stream_at_a_fraction_of_the_search(small_faces, monkeypatch):
+    """A single image gets auto's whole search (= tiled); a stream's first frame too, then the search is spread
+    over frames and the faces it found are looked for again around where the tracker expects them: every frame
+    keeps them, with at most one full-range pass per SCAN_EVERY frames. reset() starts a new stream."""
+    from edgeag.edge.detector import SCAN_EVERY
+    from edgeag.edge.tracker import Tracker
+
+    rgb, places = small_faces
+    with FaceDetector("auto") as auto, FaceDetector("tiled") as tiled:
+        assert auto.detect(rgb) == tiled.detect(rgb)
+        wanted = [p for p in places if _found(tiled.detect(rgb), p)]
+        full_passes = []
+        search = auto.models[0].candidates
+        monkeypatch.setattr(auto.models[0], "candidates", lambda img: full_passes.append(1) or search(img))
+        for stream in range(2):
+            tracker, full_passes[:] = Tracker(), []
+            for i in range(3 * SCAN_EVERY + 1):
+                dets = auto.detect(rgb, expected=tracker.expected_boxes(i / 30, (640, 480)))
+                tracker.update([d.box for d in dets], i / 30, (640, 480))
+                assert all(_found(dets, p) for p in wanted), (stream, i)
+                assert len(dets) == len(wanted)
+            assert len(full_passes) == 7 + 3  # the first frame's whole search (whole frame + 6 tiles), then 3
+            auto.reset()
+
+
 # ------------------------------------------------------------------------------ both models, real faces
 
 @pytest.fixture(scope="module")

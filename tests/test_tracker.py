@@ -208,3 +208,16 @@ def test_no_id_switch_on_the_3_face_video_with_detector_misses():
         s = score(clip, dropped, Tracker())
         assert n > 0 and s["paired"] > 0.6 * s["face_frames"]
         assert s["id_switches"] == 0 and all(len(v) == 1 for v in s["ids_per_person"].values()), (seed, s)
+
+
+def test_expected_boxes_are_the_recent_tracks_predicted_to_the_next_frame():
+    from edgeag.edge.tracker import Tracker
+
+    tr = Tracker(frame_interval_s=0.1)
+    assert tr.expected_boxes() == []
+    tr.update([(100, 100, 40, 40), (300, 100, 40, 40)], 0.0)
+    tr.update([(110, 100, 40, 40), (300, 100, 40, 40)], 0.1)  # the first face moves 100 px/s to the right
+    tr.update([(120, 100, 40, 40)], 0.2)  # the second is missed from now on
+    nxt = tr.expected_boxes()  # at 0.3 s, the next frame
+    assert len(nxt) == 2 and abs(nxt[0][0] - 130) < 1e-6 and nxt[1][:2] == (300, 100)
+    assert len(tr.expected_boxes(0.7)) == 1  # the second was last seen 0.6 s before: no longer looked for
