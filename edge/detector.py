@@ -3,14 +3,17 @@
 Two bundled models (Apache-2.0, MediaPipe; see models/NOTICE.md): ``full`` range (192x192 input, 117 M MACs)
 sees faces across a room (85% of faces 1.2 m from a 640x480 webcam, about half at 2 m) but misses faces that
 fill the frame; ``short`` range (128x128, 31 M MACs) only finds faces within about a metre, close-ups included.
-``auto`` (the default) runs the full range and, on frames where it finds nothing, the short range. ``tiled``
-is ``auto`` whose full-range pass also sees the frame in 3x2 overlapping tiles, each at 0.7x instead of 0.3x
-(640x480), all candidates merged by one weighted NMS: faces of 48-64 px (2-2.5 m) are found as faces of
-100-150 px are by ``auto``, at six to seven times the detection cost. Figures:
-README ("Which face detector"), benchmarks/results/face_size.json. The networks run on LiteRT like the
-classifier; MediaPipe's pre- and post-processing is re-implemented in ``blazeface.py``, so no mediapipe is
-needed at run time and the boxes are the same on every CPU (checked against MediaPipe's FaceDetector:
-benchmarks/detector_parity.py, tests/test_detector.py).
+``tiled`` runs the full range on the whole frame (the short range where it finds nothing) and on 3x2
+overlapping tiles, each at 0.7x instead of 0.3x (640x480), all candidates merged by one weighted NMS: faces of
+48-64 px (2-2.5 m) are found as faces of 100-150 px are by ``full``, at seven full-range passes. ``auto`` (the
+default) is ``tiled`` on a single image and on a stream's first frame; on the following frames of a stream
+(``detect(rgb, expected=...)``) it spreads that search over frames (one part every ``SCAN_EVERY`` frames),
+runs the short range on the whole frame, and the short range around each face the tracker expects that those
+did not find again: a far face, once found, is followed every frame, at about one full-range pass per frame.
+Figures: README ("Which face detector"), benchmarks/results/face_size.json, face_size_stream.json. The
+networks run on LiteRT like the classifier; MediaPipe's pre- and post-processing is re-implemented in
+``blazeface.py``, so no mediapipe is needed at run time and the boxes are the same on every CPU (checked against
+MediaPipe's FaceDetector: benchmarks/detector_parity.py, tests/test_detector.py).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from edgeag.edge.crop import Detection
 from edgeag.edge.native_logs import native_logs_silenced
 from edgeag.errors import BadInputError, ModelError
 
-AUTO = "auto"  # full range, and short range on frames where the full range finds no face
-TILED = "tiled"  # auto, with the full range also run on overlapping tiles of the frame (small faces)
+AUTO = "auto"  # tiled on an image; on a stream, tiled spread over frames and the faces found followed
+TILED = "tiled"  # full range (short where it finds none) on the whole frame and on overlapping tiles
 DETECTORS = (AUTO, TILED, *SPECS)  # the --detector choices: auto, tiled, full, short
 TILE_GRID = (3, 2)  # tiles along the frame's longer side, along its shorter side (2x3 on a portrait frame)
 TILE_OVERLAP = 0.1  # shared by neighbouring tiles, of the frame's longer side: faces this wide lie whole in a tile

@@ -47,11 +47,11 @@ ThreadCounts = Annotated[Optional[List[int]], typer.Option(
     "Default: 1.")]
 DetectorChoice = Annotated[Detector, typer.Option(
     "--detector", case_sensitive=False,
-    help="Face detector (BlazeFace): full range sees faces across a room (85% at 1.2 m, about half at 2 m from a "
-         "640x480 webcam) but misses faces that fill the frame; short range finds faces within about a metre, "
-         "close-ups included, at a quarter of the cost; auto = full range, then short range on frames where it "
-         "finds none; tiled = auto plus the full range on six overlapping tiles: faces down to about 48 px, at "
-         "about 4x auto's cost (README).")]
+    help="Face detector (BlazeFace). auto: finds faces down to about 48 px (2.5 m from a 640x480 webcam): on an "
+         "image, the full range on the whole frame and on six overlapping tiles; on video and cameras that search "
+         "spread over frames, the faces found followed every frame, at about the cost of one full-range pass. "
+         "tiled: the whole search on every frame. full: the full range alone (about half the faces at 2 m). "
+         "short: faces within about a metre, close-ups included, the cheapest (README).")]
 MinConfidence = Annotated[float, typer.Option(
     "--min-confidence", min=0.0, max=1.0, help="Face detector score threshold.")]
 MaxFaces = Annotated[Optional[int], typer.Option(
