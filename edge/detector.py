@@ -7,8 +7,8 @@ fill the frame; ``short`` range (128x128, 31 M MACs) only finds faces within abo
 overlapping tiles, each at 0.7x instead of 0.3x (640x480), all candidates merged by one weighted NMS: faces of
 48-64 px (2-2.5 m) are found as faces of 100-150 px are by ``full``, at seven full-range passes. ``auto`` (the
 default) is ``tiled`` on a single image and on a stream's first frame; on the following frames of a stream
-(``detect(rgb, expected=...)``) it spreads that search over frames (one part every ``SCAN_EVERY`` frames),
-runs the short range on the whole frame, and the short range around each face the tracker expects that those
+(``detect(rgb, expected=...)``) it spreads that search over frames (one part every ``SCAN_EVERY`` frames while
+faces are tracked, every frame while none is), runs the short range on the whole frame, and the short range around each face the tracker expects that those
 did not find again: a far face, once found, is followed every frame, at about one full-range pass per frame.
 Figures: README ("Which face detector"), benchmarks/results/face_size.json, face_size_stream.json. The
 networks run on LiteRT like the classifier; MediaPipe's pre- and post-processing is re-implemented in
@@ -36,7 +36,7 @@ DETECTORS = (AUTO, TILED, *SPECS)  # the --detector choices: auto, tiled, full, 
 TILE_GRID = (3, 2)  # tiles along the frame's longer side, along its shorter side (2x3 on a portrait frame)
 TILE_OVERLAP = 0.1  # shared by neighbouring tiles, of the frame's longer side: faces this wide lie whole in a tile
 TILE_MIN_FACE = 18  # px in the model input: a tile's narrower candidates are dropped (mostly false, see README)
-SCAN_EVERY = 4  # AUTO on a stream: frames per part of the whole search (7 parts at 640x480: 28 frames)
+SCAN_EVERY = 4  # AUTO on a stream with faces tracked: frames per part of the search (7 parts at 640x480)
 ROI_SCALE = 3.0  # AUTO on a stream: side of the region searched around an expected face, in face widths
 DEFAULT_DETECTOR = AUTO  # chosen by measurement (README, benchmarks/results/face_size.json)
 
@@ -232,7 +232,8 @@ class FaceDetector:
             merged by one weighted NMS: faces of 48-64 px across a room, at seven full-range passes; on the
             frames of a stream (``detect(rgb, expected=...)``, as ``FaceAnalyzer.track`` calls it) the same
             search spread over frames: the short range on the whole frame every frame, one part of the search
-            (the whole frame at full range, or one tile) every ``SCAN_EVERY`` frames, and the short range
+            (the whole frame at full range, or one tile) every ``SCAN_EVERY`` frames (every frame while no
+            face is tracked), and the short range
             around each tracked face that neither found, so a far face, once found, is followed every frame.
             ``"tiled"``: the whole search on every frame, also in streams. ``"full"``, ``"short"``: one model
             on the whole frame. Or the path of a MediaPipe BlazeFace face detection .tflite (short or full
@@ -249,7 +250,7 @@ class FaceDetector:
         self.path = self.models[0].path
         self.tiles = TILE_GRID if self.name in (AUTO, TILED) else None  # (across, down), or None
         self.overlap, self.min_tile_face = TILE_OVERLAP, TILE_MIN_FACE
-        self._stream_frames = 0  # frames of the current stream seen (AUTO's search schedule)
+        self.reset()  # AUTO's search schedule over a stream's frames
 
     def detect(self, rgb: np.ndarray, expected: list | None = None) -> list[Detection]:
         """Faces in one frame, best first. ``rgb`` is uint8 (H, W, 3); grayscale and RGBA are accepted too.
@@ -261,14 +262,14 @@ class FaceDetector:
             return self._detect_whole(rgb)
         grid = self.tiles if w >= h else self.tiles[::-1]
         if self.name == AUTO and expected is not None:
-            self._stream_frames += 1
-            if self._stream_frames > 1:
+            if self._in_stream:
                 return self._detect_stream_frame(rgb, grid, expected)
+            self._in_stream = True
         return self._detect_tiled(rgb, grid)
 
     def reset(self) -> None:
         """Start a new stream: its first frame gets the whole search."""
-        self._stream_frames = 0
+        self._in_stream, self._since_part, self._next_part = False, 0, 0
 
     def _detect_whole(self, rgb: np.ndarray) -> list[Detection]:
         for model in self.models:
@@ -294,15 +295,18 @@ class FaceDetector:
         return suppressed(*(np.concatenate(p) for p in zip(whole, tiles)), rgb.shape[1], rgb.shape[0])
 
     def _detect_stream_frame(self, rgb: np.ndarray, grid: tuple[int, int], expected: list) -> list[Detection]:
-        """One frame of a stream: the short range on the whole frame, the search's next part on every
-        ``SCAN_EVERY``-th frame, and the short range around each expected face not found by those."""
+        """One frame of a stream: the short range on the whole frame; the search's next part (the whole frame
+        at full range, then each tile) every ``SCAN_EVERY``-th frame while faces are tracked, every frame
+        while none is (the time their classification would take); the short range around each expected face
+        not found by those."""
         full, short = self.models
         h, w = rgb.shape[:2]
         parts = [short.candidates(rgb)]
-        tiles = tile_boxes(w, h, grid, self.overlap)
-        step, due = divmod(self._stream_frames - 1, SCAN_EVERY)
-        if due == 0:
-            part = step % (len(tiles) + 1)
+        self._since_part += 1
+        if self._since_part >= (SCAN_EVERY if expected else 1):
+            tiles = tile_boxes(w, h, grid, self.overlap)
+            part, self._since_part = self._next_part % (len(tiles) + 1), 0
+            self._next_part = part + 1
             parts.append(full.candidates(rgb) if part == 0 else
                          region_candidates(full, rgb, tiles[part - 1], self.min_tile_face, parts[0][0]))
         found = np.concatenate([p[0] for p in parts])
