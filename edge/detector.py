@@ -8,8 +8,9 @@ overlapping tiles, each at 0.7x instead of 0.3x (640x480), all candidates merged
 48-64 px (2-2.5 m) are found as faces of 100-150 px are by ``full``, at seven full-range passes. ``auto`` (the
 default) is ``tiled`` on a single image and on a stream's first frame; on the following frames of a stream
 (``detect(rgb, expected=...)``) it spreads that search over frames (one part every ``SCAN_EVERY`` frames while
-faces are tracked, every frame while none is), runs the short range on the whole frame, and the short range around each face the tracker expects that those
-did not find again: a far face, once found, is followed every frame, at about one full-range pass per frame.
+faces are tracked, every frame while none is), runs the short range on the whole frame, and the short range
+around each face the tracker expects that those did not find again: a far face, once found, is followed every
+frame, at about one full-range pass per frame.
 Figures: README ("Which face detector"), benchmarks/results/face_size.json, face_size_stream.json. The
 networks run on LiteRT like the classifier; MediaPipe's pre- and post-processing is re-implemented in
 ``blazeface.py``, so no mediapipe is needed at run time and the boxes are the same on every CPU (checked against
