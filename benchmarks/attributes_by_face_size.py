@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from edgeag.benchmarks.common import exits_cleanly, write_json
+from edgeag.benchmarks.common import DataOpt, OutOpt, SplitFileOpt, exits_cleanly, write_json
 from edgeag.errors import BadInputError
 
 app = typer.Typer(add_completion=False)
@@ -99,11 +99,11 @@ def print_table(res: dict) -> None:
 @app.command()
 @exits_cleanly
 def main(
-    data: Path = typer.Option(..., "--data"),
-    split_file: Path = typer.Option(None, "--split-file"),
+    data: DataOpt,
+    split_file: SplitFileOpt = None,
     widths: str = typer.Option("8,12,16,20,24,32,40,48,64", help="Face widths (detected box, pixels) to measure."),
     model: Path = typer.Option(None, "--model", help="Classifier .tflite (default: the bundled model)."),
-    out: Path = typer.Option(Path("benchmarks/results/attributes_by_face_size.json"), "--out"),
+    out: OutOpt = Path("benchmarks/results/attributes_by_face_size.json"),
 ) -> None:
     """Age MAE, gender and ethnicity accuracy of the model on test faces shrunk to each width."""
     from edgeag.edge.classifier import AgeGenderClassifier

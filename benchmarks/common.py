@@ -8,8 +8,20 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 from edgeag.errors import EdgeagError
+
+# Options shared by the benchmark commands (declared once; defaults stay with each command).
+DataOpt = Annotated[Path, typer.Option("--data", help="UTKFace folder or archive.")]
+SplitFileOpt = Annotated[Optional[Path], typer.Option("--split-file", help="CSV file,split (default: hashed split).")]
+DetectorsOpt = Annotated[str, typer.Option("--detectors", help="Comma-separated detector names.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="LiteRT threads.")]
+SeedOpt = Annotated[int, typer.Option("--seed")]
+OutOpt = Annotated[Path, typer.Option("--out", help="JSON results.")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="PNG of the curves.")]
 
 
 def exits_cleanly(main):

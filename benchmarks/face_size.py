@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from edgeag.benchmarks.common import exits_cleanly, machine_facts, pyplot, save_figure, write_json
+from edgeag.benchmarks.common import (DataOpt, DetectorsOpt, OutOpt, PlotOpt, SeedOpt, SplitFileOpt, ThreadsOpt,
+                                       exits_cleanly, machine_facts, pyplot, save_figure, write_json)
 from edgeag.benchmarks.scenes import camera, paste, places, scene
 from edgeag.errors import BadInputError
 
@@ -194,15 +195,15 @@ def _machine() -> dict:
 @app.command()
 @exits_cleanly
 def main(
-    data: Path = typer.Option(..., "--data", help="UTKFace folder or archive."),
-    split_file: Path = typer.Option(None, "--split-file", help="CSV file,split (default: hashed split)."),
+    data: DataOpt,
+    split_file: SplitFileOpt = None,
     faces: int = typer.Option(240, "--faces", help="Test faces per size (each pasted once at every size)."),
     free: int = typer.Option(600, "--free-frames", help="Face-free frames for false detections."),
-    detectors: str = typer.Option("auto,tiled,full,short", "--detectors", help="Comma-separated detector names."),
-    threads: int = typer.Option(1, "--threads", help="LiteRT threads (classifier and detector)."),
-    seed: int = typer.Option(0, "--seed"),
-    out: Path = typer.Option(Path("benchmarks/results/face_size.json"), "--out"),
-    plot_out: Path = typer.Option(None, "--plot", help="PNG of the curves."),
+    detectors: DetectorsOpt = "auto,tiled,full,short",
+    threads: ThreadsOpt = 1,
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("benchmarks/results/face_size.json"),
+    plot_out: PlotOpt = None,
 ) -> None:
     """Detection rate, false detections, age MAE, gender accuracy and frame time by face size, per detector."""
     recs = load_test_faces(data, split_file, faces)

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from edgeag.benchmarks.common import exits_cleanly, pyplot, save_figure, write_json
+from edgeag.benchmarks.common import (DataOpt, DetectorsOpt, OutOpt, PlotOpt, SeedOpt, SplitFileOpt, ThreadsOpt,
+                                       exits_cleanly, pyplot, save_figure, write_json)
 from edgeag.benchmarks.face_size import HEIGHT, WIDTH, Truth, _machine, load_test_faces, match
 from edgeag.benchmarks.scenes import camera, paste, places, scene
 
@@ -123,15 +124,15 @@ def plot(result: dict, out: Path) -> Path:
 @app.command()
 @exits_cleanly
 def main(
-    data: Path = typer.Option(..., "--data", help="UTKFace folder or archive."),
-    split_file: Path = typer.Option(None, "--split-file", help="CSV file,split (default: hashed split)."),
+    data: DataOpt,
+    split_file: SplitFileOpt = None,
     faces: int = typer.Option(60, "--faces", help="Test faces per size (three per clip)."),
     free: int = typer.Option(10, "--free-clips", help="Face-free clips for false detections."),
-    detectors: str = typer.Option("auto,tiled,full", "--detectors", help="Comma-separated detector names."),
-    threads: int = typer.Option(1, "--threads", help="LiteRT threads."),
-    seed: int = typer.Option(0, "--seed"),
-    out: Path = typer.Option(Path("benchmarks/results/face_size_stream.json"), "--out"),
-    plot_out: Path = typer.Option(None, "--plot", help="PNG of the curves."),
+    detectors: DetectorsOpt = "auto,tiled,full",
+    threads: ThreadsOpt = 1,
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("benchmarks/results/face_size_stream.json"),
+    plot_out: PlotOpt = None,
 ) -> None:
     """Per-frame detection rate, time to first detection and detection cost of far faces in a stream."""
     recs = load_test_faces(data, split_file, faces)

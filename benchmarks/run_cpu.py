@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from edgeag.benchmarks.common import exits_cleanly, machine_facts, write_json
+from edgeag.benchmarks.common import DetectorsOpt, OutOpt, exits_cleanly, machine_facts, write_json
 
 app = typer.Typer(add_completion=False)
 FRAMES = 300
@@ -49,9 +49,9 @@ def make_videos(folder: Path) -> tuple[Path, Path]:
 @app.command()
 @exits_cleanly
 def main(
-    detectors: str = typer.Option("auto,tiled,full,short", "--detectors", help="Comma-separated detector names."),
+    detectors: DetectorsOpt = "auto,tiled,full,short",
     rounds: int = typer.Option(2, "--rounds", help="Runs per detector (interleaved)."),
-    out: Path = typer.Option(Path("benchmarks/results/run_cpu.json"), "--out"),
+    out: OutOpt = Path("benchmarks/results/run_cpu.json"),
 ) -> None:
     """CPU ms per frame of `edgeag run --video` (3 faces of 160 px, 640x480) per detector."""
     names = [d.strip() for d in detectors.split(",") if d.strip()]

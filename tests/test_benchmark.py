@@ -298,3 +298,15 @@ def test_scripts_leave_errors_one_way(capsys):
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 2 and capsys.readouterr().err == "error: --faces must be positive\n"
+
+
+def test_face_size_stream_counts_frames_to_first_detection_and_after():
+    from edgeag.benchmarks.face_size_stream import summarize
+
+    found = [[False, False, True, True], [True, False, True, True], [False] * 4]  # one face never found
+    r = summarize({"found": {48: found}, "false": [0, 1], "frame_cpu_ms": [1.0], "detect_ms": [2.0, 4.0]})
+    row = r["by_size"]["48"]
+    assert row["face_frames"] == 12 and row["found_per_frame"] == round(5 / 12, 4)
+    assert row["faces_ever_found"] == round(2 / 3, 4) and row["frames_to_first_p50"] == 1.0
+    assert row["found_per_frame_after_first"] == round((1.0 + 0.75) / 2, 4)
+    assert r["false_detections_per_free_frame"] == 0.5 and r["detect_ms_mean"] == 3.0
