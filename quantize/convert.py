@@ -37,6 +37,7 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
         "architecture": config["model"],
         "params": config.get("params"),
         "macs": config.get("macs"),
+        **({"age_prior": config["age_prior"]} if "age_prior" in config else {}),
         "training": {"data": Path(config["data"]["path"]).name, "split_file": config["data"].get("split_file")
                      and Path(config["data"]["split_file"]).name, "created": config.get("created"),
                      "seed": config.get("train", {}).get("seed"), "licence": "UTKFace: non-commercial research only",

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeag.errors import BadInputError
+from edgeag.quantize.age_prior import check_age_prior, divide_out_age_prior
 from edgeag.quantize.convert import check_mode, sample_calibration, write_tflite
 from edgeag.train.cache import CropSet
 
@@ -17,13 +18,16 @@ from edgeag.train.cache import CropSet
 def quantize_and_check(model_dir: str | Path, out: str | Path, *, data: str | Path | None = None,
                        split_file: str | Path | None = None, mode: str = "int8", samples: int = 300,
                        tta: bool = False, per_tensor: bool = False, check_split: str | None = "test",
-                       gender_threshold: float | None = 0.5, log: Callable[[str], None] = print) -> dict:
+                       gender_threshold: float | None = 0.5, age_prior: float = 0.0,
+                       log: Callable[[str], None] = print) -> dict:
     """Convert ``model_dir`` to ``out`` and report on ``log`` (rich markup). ``check_split`` None skips the
-    float-vs-converted comparison; ``gender_threshold`` None chooses it on the val split (max. accuracy).
+    float-vs-converted comparison; ``gender_threshold`` None chooses it on the val split (max. accuracy);
+    ``age_prior`` divides that much of the training split's age prior out of the age head (``age_prior.py``).
     Returns {"path", "bytes", "mode", "gender_threshold"}."""
     from edgeag.train.run_folder import load_model_dir
 
     check_mode(mode, per_tensor)
+    check_age_prior(age_prior)
     if samples < 1:
         raise BadInputError("--samples must be at least 1")
     if gender_threshold is not None and not 0.0 < gender_threshold < 1.0:
@@ -31,8 +35,10 @@ def quantize_and_check(model_dir: str | Path, out: str | Path, *, data: str | Pa
     model, config = load_model_dir(model_dir)
     data = data or config["data"]["path"]
     split_file = split_file or config["data"].get("split_file")
-    needs_crops = mode == "int8" or check_split is not None or gender_threshold != 0.5
+    needs_crops = mode == "int8" or check_split is not None or gender_threshold != 0.5 or age_prior
     crops = _load_crops(config, data, split_file) if needs_crops else None
+    if age_prior:
+        config = divide_out_age_prior(model, config, _split(crops, "train", data, "--age-prior").age, age_prior)
     r = write_tflite(model, config, out, mode=mode, flip_tta=tta, per_tensor=per_tensor,
                      representative=sample_calibration(crops, samples) if mode == "int8" else None)
     log(f"[green]wrote[/] {r['path']} ({r['bytes'] / 1024:.0f} KB, {mode})")

@@ -249,6 +249,55 @@ def test_quantize_chooses_a_gender_threshold_on_val(tiny_run, tmp_path):
     assert t in THRESHOLDS
 
 
+def test_dividing_out_the_age_prior_moves_an_uninformed_face_from_the_crowded_ages_to_the_middle():
+    """A head that only repeats the training prior says the training set's mean age for every face; with the
+    prior divided out fully it says the middle of the range (every age equally likely), half-way at 0.5."""
+    from edgeag.errors import BadInputError
+    from edgeag.quantize.age_prior import divide_out_age_prior, train_log_prior
+    from edgeag.train.model import AGE_BINS, ModelConfig, build_model
+
+    train_ages = np.r_[np.full(300, 1), np.full(900, 26), np.full(100, 70)]
+    log_prior = train_log_prior(train_ages)
+    assert log_prior.shape == (AGE_BINS,) and abs(np.exp(log_prior).sum() - 1) < 1e-9
+    assert log_prior[26] > log_prior[1] > log_prior[70] > log_prior[100]  # the floor keeps unseen ages finite
+    config = {"model": {"age_head": "distribution"}}
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    ages = {}
+    for beta in (0.0, 0.5, 1.0):
+        m = build_model(ModelConfig(input_size=32, width=0.35, age_head="distribution"), mean_age=30)
+        w, _ = m.get_layer("age_logits").get_weights()
+        m.get_layer("age_logits").set_weights([np.zeros_like(w), log_prior.astype(np.float32)])
+        got = divide_out_age_prior(m, config, train_ages, beta)
+        assert got["age_prior"]["beta"] == beta and "1300 faces" in got["age_prior"]["of"]
+        ages[beta] = np.asarray(m(x, training=False)["age"]).reshape(-1)
+    p = np.exp(log_prior)
+    assert np.allclose(ages[0.0], p @ np.arange(AGE_BINS), atol=0.01)  # the training mean, for every face
+    assert np.allclose(ages[1.0], (AGE_BINS - 1) / 2, atol=0.01)  # the middle of 0..116
+    assert ages[0.0][0] < ages[0.5][0] < ages[1.0][0]
+    regression = build_model(ModelConfig(input_size=32, width=0.35, age_head="regression"), mean_age=30)
+    for cfg, model, beta in (({"model": {"age_head": "regression"}}, regression, 0.5), (config, m, 1.5)):
+        with pytest.raises(BadInputError):
+            divide_out_age_prior(model, cfg, train_ages, beta)
+
+
+@needs_data
+def test_quantize_age_prior_is_baked_into_the_file_and_named_in_its_metadata(tiny_run, tmp_path):
+    tar, out, _ = tiny_run
+    from edgeag.edge.classifier import AgeGenderClassifier
+
+    files = {}
+    for beta in ("0", "0.8"):
+        files[beta] = tmp_path / f"prior{beta}.tflite"
+        r = subprocess.run([sys.executable, "-m", "edgeag.cli", "quantize", str(out), "--data", str(tar),
+                            "--out", str(files[beta]), "--samples", "32", "--no-check", "--age-prior", beta],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+    plain, adjusted = (AgeGenderClassifier(files[b]) for b in ("0", "0.8"))
+    assert "age_prior" not in plain.metadata and adjusted.metadata["age_prior"]["beta"] == 0.8
+    x = np.random.default_rng(1).uniform(0, 255, (16, 48, 48, 3)).astype(np.uint8)
+    assert not np.allclose(plain.predict(x)["age"], adjusted.predict(x)["age"])
+
+
 def test_quantize_rejects_broken_inputs(tmp_path):
     cases = [
         ["quantize", str(tmp_path / "missing"), "--out", str(tmp_path / "a.tflite")],
@@ -258,6 +307,7 @@ def test_quantize_rejects_broken_inputs(tmp_path):
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--gender-threshold", "high"],
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--gender-threshold", "1.2"],
         ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--mode", "float16", "--per-tensor"],
+        ["quantize", str(tmp_path), "--out", str(tmp_path / "a.tflite"), "--age-prior", "1.5"],
     ]
     for args in cases:
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", *args], capture_output=True, text=True)

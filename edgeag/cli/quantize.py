@@ -29,6 +29,10 @@ def quantize(
     gender_threshold: Annotated[str, typer.Option(
         "--gender-threshold", help="P(female) decision point stored in the model: a number, or 'auto' to choose "
         "it on the val split (max. accuracy).")] = "0.5",
+    age_prior: Annotated[float, typer.Option(
+        "--age-prior", help="Divide this much of the training split's age prior out of a "
+        "distribution age head (0 = as trained, 1 = every age equally likely): less regression to the mean for "
+        "the oldest and youngest, at some cost on test sets shaped like the training set. MODEL_CARD.md.")] = 0.0,
 ) -> None:
     """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop.
 
@@ -47,4 +51,4 @@ def quantize(
             raise BadInputError(f"--gender-threshold must be a number or 'auto', got {gender_threshold!r}") from None
     quantize_and_check(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, tta=tta,
                        per_tensor=per_tensor, check_split=None if no_check else check_split,
-                       gender_threshold=threshold, log=err_console.print)
+                       gender_threshold=threshold, age_prior=age_prior, log=err_console.print)
