@@ -348,19 +348,9 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
     assert json.loads((out / "config.json").read_text())["resumed_after_epoch"] == done
 
 
-def test_age_balance_weights_rare_ages_up_with_mean_one():
-    from edgeag.train.fit import age_weights
-
-    ages = np.array([1, 2] + [30] * 8 + [85, 99])  # 2 babies, 8 of 30, 2 in the 80+ bin
-    w = age_weights(ages, 0.5)
-    assert abs(w.mean() - 1) < 1e-6 and w[0] == w[1] and w[-1] == w[-2]
-    assert abs(w[0] / w[2] - 2.0) < 1e-5  # (2 / 8) ** -0.5
-    assert np.allclose(age_weights(ages, 0.0), 1) and np.allclose(age_weights(ages, 1.0)[[0, 2]], [2.0, 0.5])  # each bin alike
-
-
 def test_train_rejects_bad_options_before_touching_data(tmp_path):
     for opt in (["--age-loss", "cubic"], ["--gender-smoothing", "1.5"], ["--gender-smoothing", "-0.1"],
-                ["--augment", "heavy"], ["--age-balance", "2"]):
+                ["--augment", "heavy"]):
         r = subprocess.run([sys.executable, "-m", "edgeag.cli", "train", "--data", str(tmp_path / "none.tar"),
                             "--out", str(tmp_path / "out"), *opt], capture_output=True, text=True)
         err = " ".join(r.stderr.split())

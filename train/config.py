@@ -49,7 +49,4 @@ class TrainConfig:
     limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
-    # Age losses of each training face weighted by (faces in its 5-year age bin)^-age_balance, mean 1: the few
-    # babies and old people count more (0: every face alike; 1: every age bin alike).
-    age_balance: float = 0.0
     exclude: str | None = None  # file of ids left out of training (e.g. `edgeag audit-labels` suspects)

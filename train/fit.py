@@ -26,32 +26,19 @@ AGE_LOSSES = ("l1", "mse", "huber", "distribution")
 AUGMENTATIONS = ("camera", "jitter", "none")
 
 
-def age_weights(age: np.ndarray, balance: float, bin_years: int = 5) -> np.ndarray:
-    """Per-face weights (faces in the face's ``bin_years`` age bin)^-``balance``, scaled to mean 1."""
-    bins = np.minimum(np.asarray(age, np.float64) // bin_years, 80 // bin_years).astype(int)  # 80+: one bin
-    w = np.bincount(bins)[bins].astype(np.float64) ** -float(balance)
-    return (w / w.mean()).astype(np.float32)
-
-
-def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False,
-                age_balance: float = 0.0):
-    """Batches of (float crops, targets by head[, sample weights by head: ``age_weights`` on the age heads])."""
+def _tf_dataset(crops: CropSet, batch: int, shuffle: bool, augment, seed: int, age_logits: bool = False):
     import tensorflow as tf
 
     y = {"age": crops.age.reshape(-1, 1), "gender": crops.gender.astype(np.float32).reshape(-1, 1),
          "ethnicity": crops.ethnicity.astype(np.int32)}
     if age_logits:  # the distribution head's target is the age itself; the loss spreads it
         y["age_logits"] = y["age"]
-    parts = (crops.x, y)
-    if age_balance:
-        w, ones = age_weights(crops.age, age_balance), np.ones(len(crops), np.float32)
-        parts += ({k: w if k.startswith("age") else ones for k in y},)
-    ds = tf.data.Dataset.from_tensor_slices(parts)
+    ds = tf.data.Dataset.from_tensor_slices((crops.x, y))
     if shuffle:
         ds = ds.shuffle(len(crops), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch).map(lambda x, *t: (tf.cast(x, tf.float32), *t), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch).map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        ds = ds.map(lambda x, *t: (augment(x), *t), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, t: (augment(x), t), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(2)
 
 
@@ -208,8 +195,6 @@ def _check(tcfg: TrainConfig) -> None:
         raise BadInputError(f"unknown age loss {tcfg.age_loss!r}; choose from {', '.join(AGE_LOSSES)}")
     if not 0 <= tcfg.gender_smoothing < 1:
         raise BadInputError(f"--gender-smoothing must be in [0, 1), got {tcfg.gender_smoothing}")
-    if not 0 <= tcfg.age_balance <= 1:
-        raise BadInputError(f"--age-balance must be in [0, 1], got {tcfg.age_balance}")
     if tcfg.augment not in AUGMENTATIONS:
         raise BadInputError(f"unknown augmentation {tcfg.augment!r}; choose from {', '.join(AUGMENTATIONS)}")
 
@@ -354,8 +339,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
         transform = batch_augmentation(tcfg.augment, spec.margin)
         augment = augmenter(transform)
     dist = mcfg.age_head == "distribution"
-    config.update(_fit(model, _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist,
-                                          age_balance=tcfg.age_balance),
+    config.update(_fit(model, _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist),
                        _tf_dataset(va, 256, False, None, tcfg.seed, age_logits=dist), out, tcfg, steps, progress,
                        console))
     return _finish(out, config, tr, va, tcfg.seed, progress, transform)

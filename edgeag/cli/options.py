@@ -144,9 +144,6 @@ class ScheduleArgs:
         = _TRAIN.loss_weights["gender"]
     gender_smoothing: Annotated[float, typer.Option(help="Label smoothing of the gender targets (0.1: 0/1 -> "
                                                     "0.05/0.95).")] = _TRAIN.gender_smoothing
-    age_balance: Annotated[float, typer.Option(help="Weight each face's age loss by (faces in its 5-year age bin) "
-                                               "to the power -B (0: off; 1: every age bin alike).")] = \
-        _TRAIN.age_balance
     limit: Annotated[Optional[int], typer.Option(help="Use a random N training records (and N/4 validation): "
                                                  "quick runs.")] = _TRAIN.limit
     seed: Seed = _TRAIN.seed
