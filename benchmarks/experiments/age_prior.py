@@ -79,7 +79,7 @@ def main(
     model, config = load_model_dir(model_dir)
     crops = load_crops(Dataset(data, split_file), CropSpec.from_dict(config["crop"]), None)[0]
     log_prior = train_log_prior(crops.subset("train").age)
-    res = {"model": str(model_dir), "log_prior": log_prior.round(4).tolist(), "runs": []}
+    res = {"model": str(model_dir), "runs": []}
     for split in ("val", "test"):
         part = crops.subset(split)
         logits = age_logits(model, part.x)
