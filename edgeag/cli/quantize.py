@@ -31,8 +31,8 @@ def quantize(
         "it on the val split (max. accuracy).")] = "0.5",
     age_prior: Annotated[float, typer.Option(
         "--age-prior", help="Divide this much of the training split's age prior out of a "
-        "distribution age head (0 = as trained, 1 = every age equally likely): less regression to the mean for "
-        "the oldest and youngest, at some cost on test sets shaped like the training set. MODEL_CARD.md.")] = 0.0,
+        "distribution age head (0 = as trained, 1 = every age equally likely): the oldest pulled less towards "
+        "the crowded ages, at some cost on test sets shaped like the training set. MODEL_CARD.md.")] = 0.0,
 ) -> None:
     """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop.
 
