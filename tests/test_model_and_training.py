@@ -257,7 +257,7 @@ def test_dividing_out_the_age_prior_moves_an_uninformed_face_from_the_crowded_ag
     from edgeag.train.model import AGE_BINS, ModelConfig, build_model
 
     train_ages = np.r_[np.full(300, 1), np.full(900, 26), np.full(100, 70)]
-    log_prior = train_log_prior(train_ages)
+    log_prior = train_log_prior(train_ages, AGE_BINS, 2.0)
     assert log_prior.shape == (AGE_BINS,) and abs(np.exp(log_prior).sum() - 1) < 1e-9
     assert log_prior[26] > log_prior[1] > log_prior[70] > log_prior[100]  # the floor keeps unseen ages finite
     config = {"model": {"age_head": "distribution"}}

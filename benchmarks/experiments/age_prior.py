@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
 
+from edgeag.benchmarks.common import DataOpt, OutOpt, SplitFileOpt
+from edgeag.train.evaluate import AGE_BUCKETS, bucket_name
+
 app = typer.Typer(add_completion=False)
-GROUPS = ((0, 3), (4, 8), (9, 18), (19, 28), (29, 40), (41, 60), (61, 80), (81, 116))
 
 
 def age_logits(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +55,7 @@ def readouts(logits: tuple[np.ndarray, np.ndarray], log_prior: np.ndarray, beta:
 
 def scores(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
     err = age_pred - age_true
-    groups = {f"{lo}-{hi}" if hi < 116 else f"{lo}+": (age_true >= lo) & (age_true <= hi) for lo, hi in GROUPS}
+    groups = {bucket_name(lo, hi): (age_true >= lo) & (age_true <= hi) for lo, hi in AGE_BUCKETS}
     return {"mae": float(np.abs(err).mean()),
             "group_mae": float(np.mean([np.abs(err[m]).mean() for m in groups.values() if m.any()])),
             "bias": {k: float(err[m].mean()) for k, m in groups.items() if m.any()}}
@@ -60,11 +63,11 @@ def scores(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
 
 @app.command()
 def main(
-    model_dir: Path = typer.Argument(..., help="An `edgeag train` folder trained with --age-loss distribution."),
-    data: Path = typer.Option(..., "--data"),
-    split_file: Path = typer.Option(None, "--split-file"),
+    model_dir: Annotated[Path, typer.Argument(help="An `edgeag train` folder trained with --age-loss distribution.")],
+    data: DataOpt,
+    split_file: SplitFileOpt = None,
     betas: str = typer.Option("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,1.0", help="Comma-separated betas."),
-    out: Path = typer.Option(Path("benchmarks/results/age_prior.json"), "--out"),
+    out: OutOpt = Path("benchmarks/results/age_prior.json"),
 ) -> None:
     """Val and test age figures of a model with the training prior divided out at strength beta."""
     from rich.console import Console
@@ -73,12 +76,13 @@ def main(
     from edgeag.quantize.age_prior import train_log_prior
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
+    from edgeag.train.model import AGE_BINS, DLDL_SIGMA
     from edgeag.train.run_folder import load_model_dir
 
     console = Console(stderr=True)
     model, config = load_model_dir(model_dir)
     crops = load_crops(Dataset(data, split_file), CropSpec.from_dict(config["crop"]), None)[0]
-    log_prior = train_log_prior(crops.subset("train").age)
+    log_prior = train_log_prior(crops.subset("train").age, AGE_BINS, DLDL_SIGMA)
     res = {"model": str(model_dir), "runs": []}
     for split in ("val", "test"):
         part = crops.subset(split)
