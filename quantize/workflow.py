@@ -48,7 +48,7 @@ def quantize_and_check(model_dir: str | Path, out: str | Path, *, data: str | Pa
         f = _accuracy(_keras(model), check, tta)
         q = _accuracy(out, check)
         log(f"{check_split} split: age MAE float {f['age_mae']:.3f} -> {mode} {q['age_mae']:.3f} "
-            f"(+{q['age_mae'] - f['age_mae']:.3f}); gender float {100 * f['gender_accuracy']:.2f}% -> "
+            f"({q['age_mae'] - f['age_mae']:+.3f}); gender float {100 * f['gender_accuracy']:.2f}% -> "
             f"{100 * q['gender_accuracy']:.2f}% ({100 * (q['gender_accuracy'] - f['gender_accuracy']):+.2f} points); "
             f"ethnicity {100 * f['ethnicity_accuracy']:.2f}% -> {100 * q['ethnicity_accuracy']:.2f}%")
     if gender_threshold is None:
