@@ -10,8 +10,9 @@ track ids that ended. Without an ``ended`` list a track ends when unseen for lon
 - ``{"type": "aggregate", ...}`` at every interval boundary (``interval_s``, aligned on the epoch, so
   60 s intervals start on the minute) and once more, marked ``"final": true``, by ``close()``.
 
-Nothing here sees an image: a visit holds times, counts, the robust (median) age, a gender decided on
-the whole track's evidence, an attention time estimated from keypoints, and the median face size.
+Nothing here sees an image: a visit holds times, counts, the robust (median) age and the bracket most of
+its frames fall in, a gender decided on the whole track's evidence, an attention time estimated from
+keypoints, and the median face size.
 
 Attention: a face counts as looking at the camera while its estimated yaw is within ``attention_yaw_deg``
 (default 30 degrees). Yaw comes from BlazeFace's keypoints (eyes, nose tip, ear tragions), on a rigid head
@@ -239,8 +240,20 @@ class AudienceCounter:
         self.visits += 1
         self.emit(v)
 
+    def _majority_bracket(self, ages: list, median_age: float) -> str:
+        """The bracket most of the track's frames fall in; a tie goes to the median age's bracket.
+
+        Near a bracket edge the median can sit on the other side of it from most frames (a track split 40/35/25
+        over three brackets), so the bracket is voted, not read off the median.
+        """
+        votes = Counter(bracket_of(a, self.o.bracket_edges, self._labels) for a in ages)
+        top = max(votes.values())
+        median_bracket = bracket_of(median_age, self.o.bracket_edges, self._labels)
+        return median_bracket if votes[median_bracket] == top else votes.most_common(1)[0][0]
+
     def _visit(self, tr: _Track, dwell: float) -> dict:
         age = statistics.median(tr.ages)
+        bracket = self._majority_bracket(tr.ages, age)
         gender, conf = None, None
         if tr.logit_n:
             p = 1.0 / (1.0 + math.exp(-tr.logit_sum / tr.logit_n))
@@ -249,7 +262,7 @@ class AudienceCounter:
                 gender = "female" if p >= 0.5 else "male"
         v = {"type": "visit", "device": self.o.device, "track_id": tr.track_id, "start": iso_utc(tr.first),
              "end": iso_utc(tr.last), "dwell_s": round(dwell, 3), "frames": tr.frames, "age": round(age, 1),
-             "age_bracket": bracket_of(age, self.o.bracket_edges, self._labels), "gender": gender,
+             "age_bracket": bracket, "gender": gender,
              "gender_confidence": None if conf is None else round(conf, 3),
              "attention_s": round(tr.attention_s, 3) if tr.yaw_known else None,
              "face_px": int(round(statistics.median(tr.sizes)))}

@@ -86,6 +86,16 @@ def test_visit_record_dwell_age_gender_attention():
     assert v["face_px"] == 100 and "ethnicity" not in v
 
 
+def test_age_bracket_is_the_frames_majority_even_when_the_median_is_across_an_edge():
+    # 40% of frames at 26 (25-34), 35% at 23 and 25% at 15: the median (23) is in 18-24, most frames in 25-34.
+    ages = [26] * 8 + [23] * 7 + [15] * 5
+    (v,) = visits(run_stream([[face(1, age=a)] for a in ages]))
+    assert v["age"] == pytest.approx(23) and v["age_bracket"] == "25-34"
+    # A tie between brackets goes to the median's: 10 frames at 23, 10 at 26 -> median 24.5, 18-24.
+    (v,) = visits(run_stream([[face(1, age=a)] for a in [26] * 10 + [23] * 10]))
+    assert v["age_bracket"] == "18-24"
+
+
 def test_unsure_gender_is_null_and_ethnicity_only_when_asked():
     frames = [[face(1, p_female=0.6)] for _ in range(20)]
     (v,) = visits(run_stream(frames, min_gender_confidence=0.7, ethnicity=True))
