@@ -10,7 +10,9 @@ Clips, generated at run time from UTKFace test-split faces (../shared/data; noth
   walks out of the frame and back twice (out of view about a second);
 - ``crossing+dropout``: the same with the random detector misses as well.
 The default detector runs on every frame as in a stream (looking again where its own tracks are expected);
-its boxes, with the simulated misses, go to the tracker under test with the frame's time.
+its boxes, with the simulated misses, go to the tracker under test with the frame's time and, as
+``FaceAnalyzer.track`` passes them, each face's own age and p(female) from the bundled model (the new tracker
+smooths them per track and refuses to re-acquire a track after a gap with a face they rule out).
 
 Scoring, per frame: each visible face (at least half of it in view, unoccluded) is paired with the detected
 box whose centre is closest to its own (within 0.35 of its size). An **ID switch** is a face paired with a
@@ -127,16 +129,22 @@ def crossing_clip(n_frames: int = 360) -> Clip:
 # ---------------------------------------------------------------- detections, misses, scoring
 
 
-def detect_all(clip: Clip) -> list[list[tuple[float, ...]]]:
+def detect_all(clip: Clip) -> list[list[tuple[tuple[float, ...], tuple[float, float]]]]:
+    """Each frame's detections as (box, (age, p_female)): found as ``FaceAnalyzer.track`` finds them in a
+    stream (the detector looks again where the tracks are expected), each classified by the bundled model."""
+    from edgeag.edge.analyzer import FaceAnalyzer
     from edgeag.edge.detector import FaceDetector
     from edgeag.edge.tracker import Tracker
 
     det, tracker, out = FaceDetector(), Tracker(), []
-    try:  # a stream, as FaceAnalyzer.track runs it: the detector looks again where the tracks are expected
-        for i, f in enumerate(clip.frames):
-            size = (f.shape[1], f.shape[0])
-            out.append([d.box for d in det.detect(f, expected=tracker.expected_boxes(i / clip.fps, size))])
-            tracker.update(out[-1], i / clip.fps, size)
+    try:
+        with FaceAnalyzer(detector=det) as analyzer:
+            for i, f in enumerate(clip.frames):
+                size = (f.shape[1], f.shape[0])
+                found = det.detect(f, expected=tracker.expected_boxes(i / clip.fps, size))
+                faces = analyzer.classify(f, found)
+                out.append([(d.box, (face.age, face.p_female)) for d, face in zip(found, faces)])
+                tracker.update([d.box for d in found], i / clip.fps, size)
         return out
     finally:
         det.close()
@@ -166,9 +174,9 @@ def drop_stretches(clip: Clip, dets, seed: int, max_len: int = 15, mean_every: i
             hidden[p][t:t + n] = True
             t += n + int(rng.integers(mean_every // 2, 3 * mean_every // 2))
     out = []
-    for i, (truth, boxes) in enumerate(zip(clip.truth, dets)):
-        drop = {bi for p, bi in pair_with_truth(truth, boxes).items() if hidden[p][i]}
-        out.append([b for bi, b in enumerate(boxes) if bi not in drop])
+    for i, (truth, found) in enumerate(zip(clip.truth, dets)):
+        drop = {bi for p, bi in pair_with_truth(truth, [b for b, _ in found]).items() if hidden[p][i]}
+        out.append([d for bi, d in enumerate(found) if bi not in drop])
     return out, int(sum(h.sum() for h in hidden.values()))
 
 
@@ -177,8 +185,12 @@ def score(clip: Clip, dets, tracker) -> dict:
     owner: dict[int, int] = {}  # track ID -> person it was first paired with
     counts = dict(face_frames=0, paired=0, id_switches=0, fragmentations=0, swaps=0)
     ids_per_person: dict[int, set] = {}
-    for i, (truth, boxes) in enumerate(zip(clip.truth, dets)):
-        tracks = tracker.update(boxes, i / clip.fps, SIZE)
+    for i, (truth, found) in enumerate(zip(clip.truth, dets)):
+        boxes, seen = [b for b, _ in found], [a for _, a in found]
+        tracks = tracker.update(boxes, i / clip.fps, SIZE, seen)
+        for track, attributes in zip(tracks, seen):  # as FaceAnalyzer.track smooths: the gate reads the estimate
+            if hasattr(tracker, "smooth"):
+                tracker.smooth(track, *attributes)
         counts["face_frames"] += len(truth)
         for p, bi in pair_with_truth(truth, boxes).items():
             tid = tracks[bi].id
@@ -226,7 +238,7 @@ class PreviousTracker:
             return 0.0
         return max(0.0, 1.0 - d / max((a[2] + a[3] + b[2] + b[3]) / 4, 1e-6))
 
-    def update(self, boxes, t_s=None, frame_size=None):
+    def update(self, boxes, t_s=None, frame_size=None, attributes=None):  # attributes: unused (none then)
         from edgeag.edge.tracker import iou
 
         tracks = list(self.tracks.values())

@@ -171,7 +171,8 @@ class FaceAnalyzer:
         t_s, size = None if timestamp_ms is None else timestamp_ms / 1e3, (rgb.shape[1], rgb.shape[0])
         faces = self._analyze(rgb, timestamp_ms, self.tracker.expected_boxes(t_s, size))
         t0 = time.perf_counter()
-        tracks = self.tracker.update([f.box for f in faces], t_s, size)
+        seen = [None if f.age is None else (f.age, f.p_female) for f in faces]
+        tracks = self.tracker.update([f.box for f in faces], t_s, size, seen)
         smooth = self.options.smooth
         for f, tr in zip(faces, tracks):
             f.track_id = tr.id

@@ -20,6 +20,9 @@ Matching, per frame:
   so the velocity from before the contact is kept; that is what carries a face hidden behind another
   through the crossing.
 There are no appearance features or embeddings: nothing that could identify a person is computed or kept.
+What a track does carry, its smoothed age and gender, gates re-acquisition: a track unseen for
+``REACQUIRE_CHECK_S`` or longer may not be continued by a face whose own age and gender rule its person out
+(``rules_out``), so someone stepping in where another face vanished a moment before starts a new track.
 
 A track unseen for more than ``max_gap_s`` seconds is retired: it leaves ``Tracker.tracks``, appears once
 in ``Tracker.retired`` (and is passed to ``on_retire``), and its ID is never reused.
@@ -46,6 +49,8 @@ Box = Sequence[float]  # x, y, w, h
 
 _EPS = 1e-4
 _INF = float("inf")
+REACQUIRE_CHECK_S = 0.5  # a track unseen this long is re-acquired only by a face its attributes do not rule out
+_SURE_LOGIT = math.log(4.0)  # p(female) >= 0.8 or <= 0.2
 
 
 def iou(a: Box, b: Box) -> float:
@@ -179,6 +184,17 @@ def cost_matrix(predicted: Sequence[Box], unseen_s: Sequence[float], boxes: Sequ
     return rows
 
 
+def rules_out(estimate: Smoothed, age: float, p_female: float) -> bool:
+    """Whether one frame's age and p(female) rule out the person a track's smoothed ``estimate`` describes:
+    the genders confidently opposite (each at p >= 0.8 of its side), or the ages further apart than 12 years
+    plus half the younger one (8 vs 35: yes; 25 vs 45: no). Loose on purpose: a wrong refusal splits a track."""
+    p = min(max(p_female, _EPS), 1 - _EPS)
+    new, old = math.log(p / (1 - p)), math.log(max(estimate.p_female, _EPS) / max(1 - estimate.p_female, _EPS))
+    if min(abs(new), abs(old)) >= _SURE_LOGIT and new * old < 0:
+        return True
+    return abs(age - estimate.age) > 12.0 + 0.5 * min(age, estimate.age)
+
+
 def assign(cost: list[list[float]]) -> list[tuple[int, int]]:
     """Minimum-cost pairs (row, column) of a rows x columns cost matrix; inf = not allowed.
 
@@ -261,12 +277,14 @@ class Tracker:
         self._next_id = 1
         self._now: float | None = None
 
-    def update(self, boxes: Sequence[Box], t_s: float | None = None,
-               frame_size: tuple[int, int] | None = None) -> list[Track]:
+    def update(self, boxes: Sequence[Box], t_s: float | None = None, frame_size: tuple[int, int] | None = None,
+               attributes: Sequence[tuple[float, float] | None] | None = None) -> list[Track]:
         """Match this frame's boxes to tracks; returns the track of each box, in the order of ``boxes``.
 
         ``t_s``: the frame's time in seconds (None: the previous frame's + ``frame_interval_s``);
-        ``frame_size``: (width, height), so that predictions of faces that left the frame stay at its edge.
+        ``frame_size``: (width, height), so that predictions of faces that left the frame stay at its edge;
+        ``attributes``: each box's own (age, p_female), or None where unknown: a track unseen for
+        ``REACQUIRE_CHECK_S`` or longer is not continued by a face they rule out (``rules_out``).
         Unmatched boxes start new tracks; tracks unseen for more than ``max_gap_s`` are retired
         (listed in ``retired`` until the next update).
         """
@@ -279,8 +297,14 @@ class Tracker:
             self._retire(t)
         tracks = list(self.tracks.values())
         predicted = [t.predict(now, self.max_predict_s, frame_size) for t in tracks]
-        pairs = assign(cost_matrix(predicted, [max(now - t.last_seen_s, 0.0) for t in tracks], boxes,
-                                   gate=self.gate, gate_per_s=self.gate_per_s)) if tracks and boxes else []
+        unseen = [max(now - t.last_seen_s, 0.0) for t in tracks]
+        cost = cost_matrix(predicted, unseen, boxes, gate=self.gate, gate_per_s=self.gate_per_s)
+        for ti, t in enumerate(tracks):
+            if unseen[ti] >= REACQUIRE_CHECK_S and t.estimate is not None and attributes is not None:
+                for bi, a in enumerate(attributes):
+                    if a is not None and rules_out(t.estimate, *a):
+                        cost[ti][bi] = _INF
+        pairs = assign(cost) if tracks and boxes else []
         out: list[Track | None] = [None] * len(boxes)
         # A face whose box touches another face's (detected, or predicted while hidden) is partly covered or
         # merged with it: its box moves oddly, so its velocity keeps its value from before the contact.

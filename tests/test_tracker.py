@@ -9,7 +9,7 @@ import pytest
 
 from conftest import needs_data
 
-from edgeag.edge.tracker import Tracker, assign
+from edgeag.edge.tracker import Smoothed, Tracker, assign, rules_out
 
 FPS = 30.0
 
@@ -84,6 +84,24 @@ def test_velocity_prediction_carries_a_moving_face_through_a_gap():
     for i in range(1, 15):
         still.update([], i / FPS)
     assert still.update([(350, 200, 70, 70)], 15 / FPS)[0].id == 2
+
+
+def test_a_face_its_attributes_rule_out_does_not_take_over_a_track_after_a_gap():
+    """A woman of about 45 leaves; 1 s later a face appears where she was. A confident man of 60 starts a new
+    track; a woman of 48, or anyone at all after a gap shorter than REACQUIRE_CHECK_S, continues hers."""
+    def after_gap(gap_s: float, age: float, p_female: float) -> int:
+        tr = Tracker(max_gap_s=1.5)
+        for i in range(10):
+            tr.smooth(tr.update([(200, 200, 150, 150)], i / FPS, attributes=[(45.0, 0.95)])[0], 45.0, 0.95)
+        t = 9 / FPS + gap_s
+        return tr.update([(200, 200, 150, 150)], t, attributes=[(age, p_female)])[0].id
+
+    assert after_gap(1.0, 60.0, 0.05) == 2
+    assert after_gap(1.0, 48.0, 0.9) == 1
+    assert after_gap(1.0, 60.0, 0.4) == 1  # gender unsure, ages close enough: may be her
+    assert after_gap(0.2, 60.0, 0.05) == 1
+    kid = Smoothed(age=8.0, p_female=0.5, ethnicity=None)
+    assert rules_out(kid, 35.0, 0.5) and not rules_out(Smoothed(25.0, 0.5, None), 45.0, 0.5)
 
 
 def _crossing(t: int, mode: str) -> tuple[list, list[str]]:
@@ -184,13 +202,13 @@ def test_benchmark_scoring_counts_fragmentations_and_swaps():
         def __init__(self, ids):
             self.ids = iter(ids)
 
-        def update(self, boxes, t_s=None, frame_size=None):
+        def update(self, boxes, t_s=None, frame_size=None, attributes=None):
             return [type("T", (), {"id": i})() for i in next(self.ids)]
 
     a, b = (100.0, 100.0, 80.0, 80.0), (400.0, 100.0, 80.0, 80.0)
     truth = [[(0, a), (1, b)]] * 4
     clip = Clip("t", 30.0, [None] * 4, truth)
-    dets = [[a, b]] * 4
+    dets = [[(a, (30.0, 0.9)), (b, (50.0, 0.1))]] * 4
     s = score(clip, dets, Scripted([[1, 2], [1, 2], [3, 2], [3, 1]]))
     assert (s["face_frames"], s["id_switches"], s["fragmentations"], s["swaps"]) == (8, 2, 1, 1)
 
