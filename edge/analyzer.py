@@ -164,7 +164,8 @@ class FaceAnalyzer:
         ``edgeag.edge.tracker.Tracker``). Each track's age is an exponential moving average, its
         gender and ethnicity the mean log-odds / log-probabilities of the last ``window`` frames, so
         ``gender_confidence`` grows as evidence accumulates. With ``smooth=False`` the per-frame values
-        are returned unchanged (IDs are still assigned). When smoothing, ``Face.age_raw`` and
+        are returned unchanged (IDs are still assigned, and a track's smoothed age and gender still decide
+        whether a face may re-acquire it after a gap: ``edgeag.edge.tracker.rules_out``). When smoothing, ``Face.age_raw`` and
         ``Face.p_female_raw`` hold this frame's own values. Call ``reset_tracks()`` between unrelated videos.
         """
         rgb = _check_rgb(image)
@@ -176,9 +177,11 @@ class FaceAnalyzer:
         smooth = self.options.smooth
         for f, tr in zip(faces, tracks):
             f.track_id = tr.id
-            if not smooth or f.age is None:  # a face under min_face adds no evidence to its track
+            if f.age is None:  # a face under min_face adds no evidence to its track
                 continue
-            s = self.tracker.smooth(tr, f.age, f.p_female, np.asarray(f.ethnicity_probs))
+            s = self.tracker.smooth(tr, f.age, f.p_female, np.asarray(f.ethnicity_probs))  # also gates re-acquiring
+            if not smooth:
+                continue
             f.age_raw, f.p_female_raw = f.age, f.p_female
             self._set_attributes(f, s.age, s.p_female, s.ethnicity)
         faces.timings_ms["track_ms"] = (time.perf_counter() - t0) * 1e3
