@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from audience_clip import make_clip  # noqa: E402
 from broker import Listener, Mosquitto  # noqa: E402
-from test_audience_clip import START, match, per_frame_majority  # noqa: E402
+from test_audience_clip import START, is_majority, match, per_frame_majority  # noqa: E402
 
 EDGEAG = [sys.executable, "-m", "edgeag.cli"]
 
@@ -69,7 +69,7 @@ def floors(seeds: list[int], tmp: Path) -> dict:
         majority = per_frame_majority(frames)
         pairs = match(truth, visits, fps)
         errs = [abs(v["dwell_s"] - t.dwell_s(fps)) for t, v in pairs]
-        agree = sum((v["age_bracket"], v["gender"]) == majority[v["track_id"]] for _, v in pairs)
+        agree = sum(is_majority(v, majority[v["track_id"]]) for _, v in pairs)
         truth_agree = sum(v["gender"] == t.gender for t, v in pairs)
         rows.append({"seed": seed, "truth_visits": len(truth), "visits": len(visits), "matched": len(pairs),
                      "dwell_abs_err_max_s": round(max(errs), 3), "dwell_abs_err_mean_s": round(sum(errs) / len(errs), 3),

@@ -274,14 +274,18 @@ def main(
     seed: int = typer.Option(0, help="First seed of the simulated detector misses."),
     seeds: int = typer.Option(10, help="Runs with misses, seeds seed..seed+N-1 (summed)."),
     max_gap: float = typer.Option(None, "--max-gap", help="Tracker max_gap_s (default: the tracker's)."),
+    reacquire_check: float = typer.Option(None, "--reacquire-check", help="Tracker reacquire_check_s (default: "
+                                          "the tracker's; inf: never refuse a face by its age and gender)."),
     out: Path = typer.Option(Path("benchmarks/results/tracking.json"), "--out", help="JSON results."),
     plot: Path = typer.Option(None, "--plot", help="PNG bar chart of ID switches per 100 face-frames."),
 ) -> None:
     """ID switches, fragmentations and swaps per 100 face-frames: new tracker vs previous, per clip."""
     from edgeag.edge.tracker import Tracker
 
-    new = (lambda: Tracker(max_gap_s=max_gap)) if max_gap is not None else Tracker
-    results = {"tracker": {"max_gap_s": new().max_gap_s}, "seeds": list(range(seed, seed + seeds)), "clips": {}}
+    given = {k: v for k, v in (("max_gap_s", max_gap), ("reacquire_check_s", reacquire_check)) if v is not None}
+    new = lambda: Tracker(**given)  # noqa: E731
+    t = new()
+    results = {"tracker": {"max_gap_s": t.max_gap_s, "reacquire_check_s": t.reacquire_check_s}, "seeds": list(range(seed, seed + seeds)), "clips": {}}
     for clip in (dropout3_clip(), crossing_clip()):
         dets = detect_all(clip)
         dropped = [drop_stretches(clip, dets, s) for s in range(seed, seed + seeds)]

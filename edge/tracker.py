@@ -257,19 +257,23 @@ class Tracker:
             the track's predicted centre, plus ``gate_per_s`` face sizes per second the track went unseen.
         velocity_alpha: weight of the newest displacement in the smoothed velocity.
         max_predict_s: seconds for which an unseen track's box is extrapolated; then it waits there.
+        reacquire_check_s: a track unseen this long is not continued by a face whose own age and gender rule
+            its person out (``rules_out``; needs ``attributes`` in ``update``); inf = never checked.
         frame_interval_s: time step assumed when ``update`` gets no timestamp.
         on_retire: called with each retired track (also by ``retire_all``).
     """
 
     def __init__(self, max_gap_s: float = MAX_GAP_S, age_alpha: float = 0.2, window: int = 30, *, gate: float = 0.8,
                  gate_per_s: float = 0.5, velocity_alpha: float = 0.5, max_predict_s: float = 1.0,
-                 frame_interval_s: float = 1 / 30, on_retire: Callable[[Track], None] | None = None) -> None:
+                 reacquire_check_s: float = REACQUIRE_CHECK_S, frame_interval_s: float = 1 / 30,
+                 on_retire: Callable[[Track], None] | None = None) -> None:
         self.max_gap_s = max_gap_s
         self.age_alpha = age_alpha
         self.window = window
         self.gate, self.gate_per_s = gate, gate_per_s
         self.velocity_alpha = velocity_alpha
         self.max_predict_s = max_predict_s
+        self.reacquire_check_s = reacquire_check_s
         self.frame_interval_s = frame_interval_s
         self.on_retire = on_retire
         self.tracks: dict[int, Track] = {}  # live tracks by ID
@@ -284,7 +288,7 @@ class Tracker:
         ``t_s``: the frame's time in seconds (None: the previous frame's + ``frame_interval_s``);
         ``frame_size``: (width, height), so that predictions of faces that left the frame stay at its edge;
         ``attributes``: each box's own (age, p_female), or None where unknown: a track unseen for
-        ``REACQUIRE_CHECK_S`` or longer is not continued by a face they rule out (``rules_out``).
+        ``reacquire_check_s`` or longer is not continued by a face they rule out (``rules_out``).
         Unmatched boxes start new tracks; tracks unseen for more than ``max_gap_s`` are retired
         (listed in ``retired`` until the next update).
         """
@@ -300,7 +304,7 @@ class Tracker:
         unseen = [max(now - t.last_seen_s, 0.0) for t in tracks]
         cost = cost_matrix(predicted, unseen, boxes, gate=self.gate, gate_per_s=self.gate_per_s)
         for ti, t in enumerate(tracks):
-            if unseen[ti] >= REACQUIRE_CHECK_S and t.estimate is not None and attributes is not None:
+            if unseen[ti] >= self.reacquire_check_s and t.estimate is not None and attributes is not None:
                 for bi, a in enumerate(attributes):
                     if a is not None and rules_out(t.estimate, *a):
                         cost[ti][bi] = _INF
