@@ -188,8 +188,8 @@ def score(clip: Clip, dets, tracker) -> dict:
     for i, (truth, found) in enumerate(zip(clip.truth, dets)):
         boxes, seen = [b for b, _ in found], [a for _, a in found]
         tracks = tracker.update(boxes, i / clip.fps, SIZE, seen)
-        for track, attributes in zip(tracks, seen):  # as FaceAnalyzer.track smooths: the gate reads the estimate
-            if hasattr(tracker, "smooth"):
+        if hasattr(tracker, "smooth"):  # as FaceAnalyzer.track smooths: the re-acquisition check reads the estimate
+            for track, attributes in zip(tracks, seen):
                 tracker.smooth(track, *attributes)
         counts["face_frames"] += len(truth)
         for p, bi in pair_with_truth(truth, boxes).items():
@@ -285,7 +285,8 @@ def main(
     given = {k: v for k, v in (("max_gap_s", max_gap), ("reacquire_check_s", reacquire_check)) if v is not None}
     new = lambda: Tracker(**given)  # noqa: E731
     t = new()
-    results = {"tracker": {"max_gap_s": t.max_gap_s, "reacquire_check_s": t.reacquire_check_s}, "seeds": list(range(seed, seed + seeds)), "clips": {}}
+    results = {"tracker": {"max_gap_s": t.max_gap_s, "reacquire_check_s": t.reacquire_check_s},
+               "seeds": list(range(seed, seed + seeds)), "clips": {}}
     for clip in (dropout3_clip(), crossing_clip()):
         dets = detect_all(clip)
         dropped = [drop_stretches(clip, dets, s) for s in range(seed, seed + seeds)]

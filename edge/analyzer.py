@@ -165,8 +165,9 @@ class FaceAnalyzer:
         gender and ethnicity the mean log-odds / log-probabilities of the last ``window`` frames, so
         ``gender_confidence`` grows as evidence accumulates. With ``smooth=False`` the per-frame values
         are returned unchanged (IDs are still assigned, and a track's smoothed age and gender still decide
-        whether a face may re-acquire it after a gap: ``edgeag.edge.tracker.rules_out``). When smoothing, ``Face.age_raw`` and
-        ``Face.p_female_raw`` hold this frame's own values. Call ``reset_tracks()`` between unrelated videos.
+        whether a face may re-acquire it after a gap: ``edgeag.edge.tracker.rules_out``). When smoothing,
+        ``Face.age_raw`` and ``Face.p_female_raw`` hold this frame's own values. Call ``reset_tracks()`` between
+        unrelated videos.
         """
         rgb = _check_rgb(image)
         t_s, size = None if timestamp_ms is None else timestamp_ms / 1e3, (rgb.shape[1], rgb.shape[0])
