@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -120,16 +119,3 @@ def test_ensemble_score_averages_the_runs_before_thresholding():
     # mean age 12 / 38 (MAE 2), mean P(female) 0.6 / 0.4 (both right), mean ethnicity argmax 2 / 0 (both right)
     assert score([a, b], age, gender, eth) == {"age_mae": 2.0, "gender_accuracy": 1.0, "ethnicity_accuracy": 1.0}
 
-
-# -- exposure range ----------------------------------------------------------------------------------------
-
-def test_exposure_range_widens_the_camera_augmentation_only(monkeypatch):
-    from edgeag.train import augment
-    from exposure_range import widen_exposure
-
-    monkeypatch.setattr(augment, "DegradeConfig", augment.DegradeConfig)  # restored after the test
-    default = augment.DegradeConfig()
-    wider = widen_exposure(4.0)
-    assert wider.gain == (default.gain[0], 4.0) and dataclasses.replace(wider, gain=default.gain) == default
-    cfgs = [c.cell_contents for c in augment.batch_augmentation("camera", 0.1).__closure__]
-    assert wider in cfgs

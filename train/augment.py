@@ -140,14 +140,17 @@ def augment_batch(x: np.ndarray, seed: int, degradation: DegradeConfig | None, m
     return out
 
 
-def batch_augmentation(kind: str, margin: float):
-    """``edgeag train --augment`` KIND as a function ``(batch, seed) -> batch``: ``camera`` (degradations and
-    jitter), ``jitter`` (jitter only), ``none`` (None). Training and batch-norm re-estimation both use it."""
+def batch_augmentation(kind: str, margin: float, max_brightening: float = DegradeConfig.gain[1]):
+    """``edgeag train --augment`` KIND as a function ``(batch, seed) -> batch``: ``camera`` (degradations, the
+    exposure gain up to ``max_brightening``, and jitter), ``jitter`` (jitter only), ``none`` (None). Training and
+    batch-norm re-estimation both use it."""
     if kind == "none":
         return None
     if kind not in ("camera", "jitter"):
         raise ValueError(f"unknown augmentation {kind!r}: camera, jitter or none")
-    degradation = DegradeConfig() if kind == "camera" else None
+    degradation = None
+    if kind == "camera":
+        degradation = DegradeConfig(gain=(DegradeConfig.gain[0], max_brightening))
     return lambda batch, seed: augment_batch(batch, seed, degradation, margin)
 
 

@@ -336,7 +336,7 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     if tcfg.augment != "none":
         from edgeag.train.augment import augmenter, batch_augmentation
 
-        transform = batch_augmentation(tcfg.augment, spec.margin)
+        transform = batch_augmentation(tcfg.augment, spec.margin, tcfg.max_brightening)
         augment = augmenter(transform)
     dist = mcfg.age_head == "distribution"
     config.update(_fit(model, _tf_dataset(tr, tcfg.batch_size, True, augment, tcfg.seed, age_logits=dist),

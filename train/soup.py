@@ -23,6 +23,7 @@ from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.errors import BadInputError
 from edgeag.train.cache import load_crops
+from edgeag.train.config import TrainConfig
 from edgeag.train.datasets import Dataset
 from edgeag.train.augment import batch_augmentation
 from edgeag.train.fit import check_compatible, recalibrate_batchnorm
@@ -79,7 +80,8 @@ def soup(runs: list[str | Path], data: str | Path, out: str | Path, *, split_fil
         raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
     t0 = time.time()
     # On the ingredients' training stream (the first one's --augment), as `edgeag train` does at its end.
-    transform = batch_augmentation(config["train"].get("augment", "none"), spec.margin)
+    transform = batch_augmentation(config["train"].get("augment", "none"), spec.margin,
+                                   config["train"].get("max_brightening", TrainConfig.max_brightening))
     recalibrate_batchnorm(model, tr.x, seed=seed, progress=progress, transform=transform)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -150,6 +150,9 @@ class ScheduleArgs:
     augment: Annotated[str, typer.Option(help="camera: camera degradations (resolution, blur, exposure, noise, "
                                          "JPEG) and crop jitter; jitter: crop jitter and mirror only; none.")] = \
         _TRAIN.augment
+    max_brightening: Annotated[float, typer.Option(
+        min=1.0, help="With --augment camera: the largest exposure gain (linear light) a degraded crop gets; 4 "
+        "also covers a face in a spotlight (MODEL_CARD.md).")] = _TRAIN.max_brightening
 
     def train_config(self, **more) -> TrainConfig:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "gender_weight"}
