@@ -133,21 +133,17 @@ def detect_all(clip: Clip) -> list[list[tuple[tuple[float, ...], tuple[float, fl
     """Each frame's detections as (box, (age, p_female)): found as ``FaceAnalyzer.track`` finds them in a
     stream (the detector looks again where the tracks are expected), each classified by the bundled model."""
     from edgeag.edge.analyzer import FaceAnalyzer
-    from edgeag.edge.detector import FaceDetector
     from edgeag.edge.tracker import Tracker
 
-    det, tracker, out = FaceDetector(), Tracker(), []
-    try:
-        with FaceAnalyzer(detector=det) as analyzer:
-            for i, f in enumerate(clip.frames):
-                size = (f.shape[1], f.shape[0])
-                found = det.detect(f, expected=tracker.expected_boxes(i / clip.fps, size))
-                faces = analyzer.classify(f, found)
-                out.append([(d.box, (face.age, face.p_female)) for d, face in zip(found, faces)])
-                tracker.update([d.box for d in found], i / clip.fps, size)
-        return out
-    finally:
-        det.close()
+    tracker, out = Tracker(), []
+    with FaceAnalyzer() as analyzer:
+        for i, f in enumerate(clip.frames):
+            size = (f.shape[1], f.shape[0])
+            found = analyzer.detect(f, expected=tracker.expected_boxes(i / clip.fps, size))
+            faces = analyzer.classify(f, found)
+            out.append([(d.box, (face.age, face.p_female)) for d, face in zip(found, faces)])
+            tracker.update([d.box for d in found], i / clip.fps, size)
+    return out
 
 
 def pair_with_truth(truth, boxes) -> dict[int, int]:

@@ -118,4 +118,3 @@ def test_ensemble_score_averages_the_runs_before_thresholding():
     assert score([a], age, gender, eth) == {"age_mae": 2.0, "gender_accuracy": 0.5, "ethnicity_accuracy": 0.5}
     # mean age 12 / 38 (MAE 2), mean P(female) 0.6 / 0.4 (both right), mean ethnicity argmax 2 / 0 (both right)
     assert score([a, b], age, gender, eth) == {"age_mae": 2.0, "gender_accuracy": 1.0, "ethnicity_accuracy": 1.0}
-

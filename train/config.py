@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from edgeag.train.augment import DegradeConfig
+
 
 @dataclass
 class ModelConfig:
@@ -46,7 +48,7 @@ class TrainConfig:
     patience: int = 8  # epochs without validation improvement before early stopping
     seed: int = 0
     augment: str = "camera"  # camera: degradations + crop jitter (train/augment.py); jitter: crop jitter only; none
-    max_brightening: float = 2.2  # camera: the largest linear exposure gain a degraded crop gets (over-exposure)
+    max_brightening: float = DegradeConfig.gain[1]  # camera: the largest linear exposure gain (over-exposure)
     limit: int | None = None  # a random N training records (N/4 validation): quick runs, tests
     init_from: str | None = None  # a finished run's folder: start from its weights (a new learning-rate cycle)
     gender_smoothing: float = 0.0  # label smoothing of the gender targets (0.1: 0/1 become 0.05/0.95)
