@@ -389,6 +389,57 @@ def test_init_from_continues_from_a_finished_run_and_refuses_a_different_model(t
     assert r.returncode == 2 and "differs in width" in err and "Traceback" not in err, r.stderr[-2000:]
 
 
+@needs_data
+def test_a_quantized_model_file_is_a_starting_point_for_training_and_a_soup_ingredient(tiny_run, tmp_path):
+    """A .tflite written by `edgeag quantize` (flip in the graph, an age prior divided out) gives back the
+    run's function: weights read back, batch norm unfolded, the prior put back. `train --init-from` and
+    `soup` take it; a file of another model, or not of edgeag, is refused in one line."""
+    import keras
+
+    from edgeag.edge.crop import CropSpec
+    from edgeag.edge.metadata import read_metadata
+    from edgeag.train.cache import load_crops
+    from edgeag.train.datasets import Dataset
+    from edgeag.train.from_tflite import load_into
+    from edgeag.train.model import ModelConfig, build_model
+
+    tar, src, _ = tiny_run
+    q = tmp_path / "m.tflite"
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "quantize", str(src), "--data", str(tar), "--out", str(q),
+                        "--samples", "64", "--no-check", "--tta", "--age-prior", "0.5"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = read_metadata(q)
+    crops, _ = load_crops(Dataset(tar), CropSpec.from_dict(meta["crop"]), None, progress=False)
+    x = crops.x[:96].astype(np.float32)
+    original = keras.models.load_model(src / "model.keras", compile=False)
+    recovered, fresh = build_model(ModelConfig.from_dict(meta["architecture"])), None
+    load_into(recovered, q, meta, crops.x, crops.age)
+    fresh = build_model(ModelConfig.from_dict(meta["architecture"]))
+    a, b, c = (m.predict(x, verbose=0) for m in (original, recovered, fresh))
+    age_gap = np.abs(a["age"] - b["age"]).mean()
+    assert age_gap < 1.5 and age_gap < np.abs(a["age"] - c["age"]).mean() / 4, age_gap
+    assert np.abs(a["gender"] - b["gender"]).mean() < 0.05
+
+    base = [sys.executable, "-m", "edgeag.cli", "train", "--data", str(tar), "--epochs", "1", "--batch-size", "32",
+            "--age-loss", "distribution", "--limit", "64", "--input-size", "48", "--lr", "1e-9"]
+    r = subprocess.run(base + ["--width", "0.35", "--init-from", str(q), "--out", str(tmp_path / "on")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-m", "edgeag.cli", "soup", str(tmp_path / "on"), str(q), "--data", str(tar),
+                        "--out", str(tmp_path / "soup")], capture_output=True, text=True)
+    assert r.returncode == 0 and (tmp_path / "soup" / "model.keras").is_file(), r.stderr[-3000:]
+
+    from edgeag.edge.classifier import bundled_model_path
+
+    detector = bundled_model_path().parent / "face_detection_short_range.tflite"
+    for source, message in ((q, "differs in width"), (detector, "no edgeag metadata")):
+        r = subprocess.run(base + ["--width", "0.5", "--init-from", str(source), "--out", str(tmp_path / "bad")],
+                           capture_output=True, text=True)
+        err = " ".join(r.stderr.split())
+        assert r.returncode == 2 and message in err and "Traceback" not in err, r.stderr[-2000:]
+        assert not (tmp_path / "bad" / "model.keras").exists()
+
+
 def test_average_weights_is_the_elementwise_mean_and_refuses_other_shapes():
     from edgeag.errors import BadInputError
     from edgeag.train.soup import average_weights

@@ -150,19 +150,38 @@ def _previous_history(history_csv: Path) -> tuple[float | None, int]:
     return (min(losses) if losses else None), len(rows)
 
 
-def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from",
+def starting_config(source: Path, what: str = "--init-from") -> dict:
+    """The settings of ``source``: a finished run's config.json, or the metadata of a ``.tflite`` written by
+    ``edgeag quantize`` (its ``model`` and ``crop``; train/from_tflite.py reads its weights)."""
+    if source.suffix == ".tflite" and source.is_file():
+        from edgeag.edge.metadata import read_metadata
+        from edgeag.errors import ModelError
+
+        try:
+            meta = read_metadata(source)
+        except ModelError as exc:
+            raise BadInputError(f"{what} {exc}") from None
+        if meta.get("mode") not in ("int8", "float32") or "architecture" not in meta:
+            raise BadInputError(f"{what} {source}: training on needs an int8 or float32 model written by "
+                                f"`edgeag quantize` (this one: {meta.get('mode')})")
+        return {"model": meta["architecture"], "crop": meta["crop"]}
+    cfg_file, ckpt = source / "config.json", source / "model.keras"
+    if not cfg_file.is_file() or not ckpt.is_file():
+        raise BadInputError(f"{what} {source}: neither a folder written by `edgeag train` (no config.json/"
+                            "model.keras) nor a .tflite written by `edgeag quantize`")
+    return json.loads(cfg_file.read_text())
+
+
+def check_compatible(source: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from",
                      may_differ: tuple[str, ...] = ("input_size", "size")) -> None:
-    """Refuse the finished run ``run`` unless its weights fit ``mcfg``/``spec`` (``what`` names it in the message).
+    """Refuse ``source`` (a finished run or a model file; ``what`` names it in the message) unless its
+    weights fit ``mcfg``/``spec``.
 
     The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
-    So may the gender branch (its layers start fresh, see ``_init_weights``). Any other difference
-    (width, architecture, heads, crop margin) is refused rather than half-loaded. ``may_differ`` names the
-    settings (model or crop keys) allowed to differ.
+    Any other difference (width, architecture, heads, crop margin) is refused rather than half-loaded.
+    ``may_differ`` names the settings (model or crop keys) allowed to differ.
     """
-    cfg_file, ckpt = run / "config.json", run / "model.keras"
-    if not cfg_file.is_file() or not ckpt.is_file():
-        raise BadInputError(f"{what} {run}: not a folder written by `edgeag train` (no config.json/model.keras)")
-    prev = json.loads(cfg_file.read_text())
+    prev = starting_config(source, what)
 
     def size_free(d: dict) -> dict:
         return {k: v for k, v in d.items() if k not in may_differ}
@@ -173,20 +192,30 @@ def check_compatible(run: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "
               "crop": size_free(prev.get("crop") or {})}
     diff = sorted(k for k in mine if mine[k] != theirs.get(k))
     if diff:
-        raise BadInputError(f"{what} {run}: its model differs in {', '.join(diff)} "
+        raise BadInputError(f"{what} {source}: its model differs in {', '.join(diff)} "
                             f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)}); pass the same settings")
 
 
-def _init_weights(model, run: Path, mcfg: ModelConfig, spec: CropSpec) -> None:
-    """Copy the weights of the finished run ``run`` into ``model`` (same architecture and crop margin).
+BN_UNFOLD_SAMPLES = 2048  # training crops that measure the statistics of batch norms unfolded from a .tflite
+
+
+def load_weights(model, source: Path, train: CropSet, seed: int = 0) -> None:
+    """Set ``model`` to the weights of ``source``: a finished run's model.keras, or a ``.tflite`` written by
+    ``edgeag quantize`` (weights read back, batch norm unfolded on ``train``'s crops: train/from_tflite.py).
 
     Training on from a finished run with a fresh warm-up and cosine cycle is how the epochs of one
     run are extended (a warm restart); at a higher input size it is progressive resizing.
     """
     import keras
 
-    check_compatible(run, mcfg, spec)
-    model.set_weights(keras.models.load_model(run / "model.keras", compile=False).get_weights())
+    if source.suffix == ".tflite":
+        from edgeag.edge.metadata import read_metadata
+        from edgeag.train.from_tflite import load_into
+
+        sample = train.sample(min(len(train), BN_UNFOLD_SAMPLES), seed)
+        load_into(model, source, read_metadata(source), sample.x, train.age)
+    else:
+        model.set_weights(keras.models.load_model(source / "model.keras", compile=False).get_weights())
 
 
 def _check(tcfg: TrainConfig) -> None:
@@ -242,7 +271,8 @@ def _compiled_model(mcfg: ModelConfig, tcfg: TrainConfig, spec: CropSpec, tr: Cr
     start_age = float(np.median(tr.age) if tcfg.age_loss in ("l1", "distribution") else tr.age.mean())
     model = build_model(mcfg, mean_age=start_age)
     if tcfg.init_from:
-        _init_weights(model, Path(tcfg.init_from), mcfg, spec)
+        check_compatible(Path(tcfg.init_from), mcfg, spec)
+        load_weights(model, Path(tcfg.init_from), tr, tcfg.seed)
     schedule = keras.optimizers.schedules.CosineDecay(
         tcfg.lr / 10, decay_steps=max(1, steps * tcfg.epochs - steps), warmup_target=tcfg.lr, warmup_steps=steps)
     age_loss = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "distribution": "mean_absolute_error",

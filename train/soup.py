@@ -26,7 +26,7 @@ from edgeag.train.cache import load_crops
 from edgeag.train.config import TrainConfig
 from edgeag.train.datasets import Dataset
 from edgeag.train.augment import batch_augmentation
-from edgeag.train.fit import check_compatible, recalibrate_batchnorm
+from edgeag.train.fit import check_compatible, load_weights, recalibrate_batchnorm
 from edgeag.train.model import ModelConfig
 
 
@@ -56,7 +56,8 @@ def soup(runs: list[str | Path], data: str | Path, out: str | Path, *, split_fil
         raise BadInputError("a soup needs at least two runs")
     first = runs[0]
     if not (first / "config.json").is_file():
-        raise BadInputError(f"{first}: not a folder written by `edgeag train` (no config.json)")
+        raise BadInputError(f"{first}: not a folder written by `edgeag train` (no config.json); "
+                            "the first ingredient gives the soup its settings")
     config = json.loads((first / "config.json").read_text())
     mcfg = ModelConfig.from_dict(config["model"])
     spec = CropSpec.from_dict(config["crop"])
@@ -65,19 +66,19 @@ def soup(runs: list[str | Path], data: str | Path, out: str | Path, *, split_fil
         check_compatible(r, mcfg, spec, what="soup ingredient", may_differ=("input_size", "size"))
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
     from edgeag.train.evaluate import KerasPredictor, evaluate_crops, write_report
     from edgeag.train.model import build_model
-
-    model = build_model(mcfg)
-    model.set_weights(average_weights(
-        [keras.models.load_model(r / "model.keras", compile=False).get_weights() for r in runs]))
 
     crops, _ = load_crops(Dataset(data, split_file, seed=seed), spec, None, cache_dir=cache_dir, progress=progress)
     tr, va = crops.subset("train"), crops.subset("val")
     if len(tr) == 0 or len(va) == 0:
         raise BadInputError(f"{data}: need train and val records, found {len(tr)} train and {len(va)} val")
+    model = build_model(mcfg)
+    weights = []
+    for r in runs:  # a run folder's model.keras, or a .tflite written by `edgeag quantize`
+        load_weights(model, r, tr, seed)
+        weights.append(model.get_weights())
+    model.set_weights(average_weights(weights))
     t0 = time.time()
     # On the ingredients' training stream (the first one's --augment), as `edgeag train` does at its end.
     transform = batch_augmentation(config["train"].get("augment", "none"), spec.margin,

@@ -25,8 +25,9 @@ def train(
     margin: Annotated[float, typer.Option(help="Crop margin around the detector box (fraction of its side).")] = 0.1,
     cache_dir: CacheDir = None,
     init_from: Annotated[Optional[Path], typer.Option(
-        "--init-from", help="A finished run's folder: start from its weights with a new warm-up and cosine cycle "
-        "(same model settings; the input size may differ).")] = None,
+        "--init-from", help="A finished run's folder, or a model file written by `edgeag quantize` (such as "
+        "the bundled edge/models/edgeag_default.tflite): start from its weights with a new warm-up and cosine "
+        "cycle (same model settings; the input size may differ).")] = None,
 ) -> None:
     """Train an age/gender/ethnicity model (needs edgeag\\[train]).
 
@@ -55,7 +56,8 @@ def train(
 @handle_errors
 def soup(
     runs: Annotated[List[Path], typer.Argument(metavar="RUN", help="Two or more `edgeag train` folders fine-tuned "
-                                               "from one run.")],
+                                               "from one run; after the first, also the .tflite of that ancestor "
+                                               "(`edgeag quantize`'s int8 file).")],
     data: Data,
     out: Annotated[Path, typer.Option("--out", help="Folder for the averaged model (as written by train).")],
     split_file: SplitFile = None,
