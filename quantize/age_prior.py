@@ -14,20 +14,6 @@ import numpy as np
 
 from edgeag.errors import BadInputError
 
-PRIOR_FLOOR = 1e-4  # added to every age's probability, so an age absent from training is not pushed up without bound
-
-
-def train_log_prior(train_ages: np.ndarray, bins: int, sigma: float) -> np.ndarray:
-    """log p_train(age) over the ages 0..bins-1: the training ages spread as the distribution loss spreads its
-    targets (a Gaussian of ``sigma`` years), plus ``PRIOR_FLOOR``, normalised."""
-    ages = np.arange(bins)
-    hist = np.bincount(np.clip(np.asarray(train_ages).astype(int), 0, bins - 1), minlength=bins).astype(np.float64)
-    if hist.sum() == 0:
-        raise BadInputError("--age-prior needs the training split's ages, and the data has no train split")
-    p = np.exp(-0.5 * ((ages[:, None] - ages[None, :]) / sigma) ** 2) @ hist
-    p = p / p.sum() + PRIOR_FLOOR
-    return np.log(p / p.sum())
-
 
 def check_age_prior(beta: float) -> None:
     if not 0.0 <= beta <= 1.0:
@@ -37,7 +23,7 @@ def check_age_prior(beta: float) -> None:
 def divide_out_age_prior(model, config: dict, train_ages: np.ndarray, beta: float) -> dict:
     """Subtract ``beta * log p_train(age)`` from ``model``'s age-logit bias, in place; returns the config with
     an ``age_prior`` entry for the file's metadata."""
-    from edgeag.train.model import DLDL_SIGMA  # lazily: the workflow module stays importable without Keras
+    from edgeag.train.model import DLDL_SIGMA, train_log_prior  # lazily: the workflow module stays importable without Keras
 
     if config.get("model", {}).get("age_head") != "distribution":
         raise BadInputError("--age-prior needs a distribution age head (a model trained with --age-loss distribution)")

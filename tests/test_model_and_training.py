@@ -253,8 +253,8 @@ def test_dividing_out_the_age_prior_moves_an_uninformed_face_from_the_crowded_ag
     """A head that only repeats the training prior says the training set's mean age for every face; with the
     prior divided out fully it says the middle of the range (every age equally likely), half-way at 0.5."""
     from edgeag.errors import BadInputError
-    from edgeag.quantize.age_prior import divide_out_age_prior, train_log_prior
-    from edgeag.train.model import AGE_BINS, ModelConfig, build_model
+    from edgeag.quantize.age_prior import divide_out_age_prior
+    from edgeag.train.model import AGE_BINS, ModelConfig, build_model, train_log_prior
 
     train_ages = np.r_[np.full(300, 1), np.full(900, 26), np.full(100, 70)]
     log_prior = train_log_prior(train_ages, AGE_BINS, 2.0)

@@ -59,8 +59,7 @@ def read_layers(path: Path) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], d
 
 def load_into(model, path: Path, meta: dict, train_x: np.ndarray, train_ages: np.ndarray) -> None:
     """Set ``model`` (built from ``meta["architecture"]``) to the weights of the ``.tflite`` at ``path``."""
-    from edgeag.quantize.age_prior import train_log_prior
-    from edgeag.train.model import DLDL_SIGMA
+    from edgeag.train.model import DLDL_SIGMA, train_log_prior
 
     convs, dense = read_layers(path)
     layers = [lyr for lyr in model.layers if type(lyr).__name__ in ("Conv2D", "DepthwiseConv2D")]

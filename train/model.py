@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from edgeag.errors import BadInputError
 from edgeag.train.config import ModelConfig  # noqa: F401 - the config of build_model, re-exported
 
 ARCHS = ("mobilenet", "resnet", "efficientnet")
@@ -35,6 +36,21 @@ def age_distribution_loss(y_true, logits):
     target = ops.exp(-0.5 * ops.square(d / DLDL_SIGMA))
     target = target / ops.sum(target, axis=-1, keepdims=True)
     return -ops.sum(target * ops.log_softmax(ops.cast(logits, "float32"), axis=-1), axis=-1)
+PRIOR_FLOOR = 1e-4  # added to every age's probability, so an age absent from training is not pushed up without bound
+
+
+def train_log_prior(train_ages: np.ndarray, bins: int, sigma: float) -> np.ndarray:
+    """log p_train(age) over the ages 0..bins-1: the training ages spread as the distribution loss spreads its
+    targets (a Gaussian of ``sigma`` years), plus ``PRIOR_FLOOR``, normalised."""
+    ages = np.arange(bins)
+    hist = np.bincount(np.clip(np.asarray(train_ages).astype(int), 0, bins - 1), minlength=bins).astype(np.float64)
+    if hist.sum() == 0:
+        raise BadInputError("--age-prior needs the training split's ages, and the data has no train split")
+    p = np.exp(-0.5 * ((ages[:, None] - ages[None, :]) / sigma) ** 2) @ hist
+    p = p / p.sum() + PRIOR_FLOOR
+    return np.log(p / p.sum())
+
+
 # Keras's default 0.99 lets the moving statistics lag so far behind fast-changing weights in the first
 # epochs that inference-mode outputs collapse to a constant (measured here: val = constant predictor
 # after 2 epochs). 0.9 tracks within ~10 steps.

@@ -73,10 +73,9 @@ def main(
     from rich.console import Console
 
     from edgeag.edge.crop import CropSpec
-    from edgeag.quantize.age_prior import train_log_prior
     from edgeag.train.cache import load_crops
     from edgeag.train.datasets import Dataset
-    from edgeag.train.model import AGE_BINS, DLDL_SIGMA
+    from edgeag.train.model import AGE_BINS, DLDL_SIGMA, train_log_prior
     from edgeag.train.run_folder import load_model_dir
 
     console = Console(stderr=True)
