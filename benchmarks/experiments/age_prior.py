@@ -9,7 +9,7 @@ so an uncertain face (small, dim, blurred, or simply old) is pulled towards the 
 ``beta * log p_train(age)`` from the age logits (logit adjustment) removes that pull: beta = 1 assumes every
 age equally likely, beta = 0 is the model as trained. It is a constant added to the last layer's bias, so it
 costs nothing per face, and ``edgeag quantize --age-prior BETA`` bakes it into the file
-(``edgeag.quantize.age_prior``, whose prior this script uses).
+(``edgeag.quantize.age_prior``; the prior is ``edgeag.train.model.train_log_prior``).
 
 For each beta the script reports, on the cached crops (float Keras model, test-time flip as shipped), the age
 MAE, the age MAE averaged over the age groups (what an age-balanced set such as the in-the-wild one would
