@@ -437,7 +437,7 @@ def test_a_quantized_model_file_is_a_starting_point_for_training_and_a_soup_ingr
                            capture_output=True, text=True)
         err = " ".join(r.stderr.split())
         assert r.returncode == 2 and message in err and "Traceback" not in err, r.stderr[-2000:]
-        assert not (tmp_path / "bad" / "model.keras").exists()
+        assert not (tmp_path / "bad").exists()  # refused before any data is read or output written
 
 
 def test_average_weights_is_the_elementwise_mean_and_refuses_other_shapes():

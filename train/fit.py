@@ -270,8 +270,7 @@ def _compiled_model(mcfg: ModelConfig, tcfg: TrainConfig, spec: CropSpec, tr: Cr
     # Start the age head at the loss's best constant (median for L1, mean otherwise).
     start_age = float(np.median(tr.age) if tcfg.age_loss in ("l1", "distribution") else tr.age.mean())
     model = build_model(mcfg, mean_age=start_age)
-    if tcfg.init_from:
-        check_compatible(Path(tcfg.init_from), mcfg, spec)
+    if tcfg.init_from:  # checked against mcfg and spec in train()
         load_weights(model, Path(tcfg.init_from), tr, tcfg.seed)
     schedule = keras.optimizers.schedules.CosineDecay(
         tcfg.lr / 10, decay_steps=max(1, steps * tcfg.epochs - steps), warmup_target=tcfg.lr, warmup_steps=steps)
@@ -350,6 +349,8 @@ def train(data: str | Path, out: str | Path, *, split_file: str | Path | None = 
     # The age loss decides the head: a label distribution needs the softmax-over-ages head.
     mcfg.age_head = "distribution" if tcfg.age_loss == "distribution" else "regression"
     spec = CropSpec(size=mcfg.input_size, channels=mcfg.channels, margin=crop_margin)
+    if tcfg.init_from:  # before any data is read
+        check_compatible(Path(tcfg.init_from), mcfg, spec)
     from rich.console import Console
 
     console = Console(stderr=True)
