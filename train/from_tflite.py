@@ -72,6 +72,8 @@ def load_into(model, path: Path, meta: dict, train_x: np.ndarray, train_ages: np
     for head in HEADS:
         if head in [lyr.name for lyr in model.layers]:
             layer = model.get_layer(head)
+            if tuple(layer.kernel.shape) not in dense:
+                raise BadInputError(f"{path}: no dense layer of shape {tuple(layer.kernel.shape)} for the {head} head")
             kernel, bias = dense[tuple(layer.kernel.shape)]
             if head == "age_logits" and "age_prior" in meta:  # put back what --age-prior took out
                 bias = bias + meta["age_prior"]["beta"] * train_log_prior(train_ages, layer.units, DLDL_SIGMA)
@@ -88,7 +90,7 @@ def unfold_batchnorm(model, folded_bias: dict, x: np.ndarray, batch: int = 64) -
     pairs = []  # (conv layer, the batch norm that reads it)
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
-            conv = layer._inbound_nodes[0].parent_nodes[0].operation
+            conv = layer._inbound_nodes[0].parent_nodes[0].operation  # the layer whose output it normalises
             pairs.append((conv, layer))
     for conv, bn in pairs:  # first as a pure bias (mean 0, variance 1 - eps): the file's function
         bias = folded_bias[conv.name]
@@ -101,9 +103,8 @@ def unfold_batchnorm(model, folded_bias: dict, x: np.ndarray, batch: int = 64) -
             out = np.asarray(out, np.float64).reshape(-1, out.shape[-1])
             sums[k] = sums[k] + out.sum(0)
             squares[k] = squares[k] + (out ** 2).sum(0)
-    n = len(x) * 1.0
     for k, (conv, bn) in enumerate(pairs):
-        count = n * np.prod(probe.outputs[k].shape[1:-1])
+        count = len(x) * np.prod(probe.outputs[k].shape[1:-1])  # values per channel: images x positions
         mean = sums[k] / count
         var = np.maximum(squares[k] / count - mean ** 2, 0.0)
         bias = folded_bias[conv.name]
