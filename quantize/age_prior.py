@@ -23,7 +23,8 @@ def check_age_prior(beta: float) -> None:
 def divide_out_age_prior(model, config: dict, train_ages: np.ndarray, beta: float) -> dict:
     """Subtract ``beta * log p_train(age)`` from ``model``'s age-logit bias, in place; returns the config with
     an ``age_prior`` entry for the file's metadata."""
-    from edgeag.train.model import DLDL_SIGMA, train_log_prior  # lazily: the workflow module stays importable without Keras
+    # Lazily: the workflow module stays importable without Keras.
+    from edgeag.train.model import DLDL_SIGMA, train_log_prior
 
     if config.get("model", {}).get("age_head") != "distribution":
         raise BadInputError("--age-prior needs a distribution age head (a model trained with --age-loss distribution)")

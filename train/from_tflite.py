@@ -5,7 +5,8 @@ it starts here: each convolution's and dense layer's weights are read back from 
 their scales), and each batch norm, which the converter folded into the convolution before it, is unfolded
 again: its statistics are measured on training crops and its scale and shift set so that the layer computes
 what the file computes (``unfold_batchnorm``). A prior divided out of the age head (``--age-prior``) is put
-back, from the training ages of the data trained on (for the bundled model, the same UTKFace split). The recovered float model matches the file up to its int8 rounding; training on removes that.
+back, from the training ages of the data trained on (for the bundled model, the same UTKFace split). The
+recovered float model matches the file up to its int8 rounding; training on removes that.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from edgeag.errors import BadInputError
 
 WEIGHTED_OPS = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D"}
-HEADS = ("age_logits", "gender", "ethnicity")  # dense layers, told apart by their number of outputs
+HEADS = ("age_logits", "gender", "ethnicity")  # dense layers, told apart by their kernel's shape
 
 
 def _dequantized(interp, index: int) -> np.ndarray:

@@ -36,6 +36,8 @@ def age_distribution_loss(y_true, logits):
     target = ops.exp(-0.5 * ops.square(d / DLDL_SIGMA))
     target = target / ops.sum(target, axis=-1, keepdims=True)
     return -ops.sum(target * ops.log_softmax(ops.cast(logits, "float32"), axis=-1), axis=-1)
+
+
 PRIOR_FLOOR = 1e-4  # added to every age's probability, so an age absent from training is not pushed up without bound
 
 

@@ -23,15 +23,13 @@ app = typer.Typer(add_completion=False)
 
 
 def keras_answers(model, x: np.ndarray, log_prior: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """(age, P(female)) of the float model as the file computes them: flip averaged, beta x prior divided out."""
-    ages, females = [], []
-    for v in (x, x[:, :, ::-1]):
-        out = model.predict(v.astype(np.float32), batch_size=256, verbose=0)
-        logits = out["age_logits"] - beta * log_prior
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        ages.append((p / p.sum(1, keepdims=True)) @ np.arange(logits.shape[1]))
-        females.append(out["gender"].reshape(-1))
-    return np.mean(ages, 0), np.mean(females, 0)
+    """(age, P(female)) of the float model as the file computes them: flip averaged, beta x prior divided out
+    (the expectation read-out of age_prior.py, the study beside this one)."""
+    from age_prior import readouts
+
+    outs = [model.predict(v.astype(np.float32), batch_size=256, verbose=0) for v in (x, x[:, :, ::-1])]
+    age = readouts(tuple(o["age_logits"] for o in outs), log_prior, beta)["expectation"]
+    return age, np.mean([o["gender"].reshape(-1) for o in outs], axis=0)
 
 
 @app.command()
