@@ -60,7 +60,7 @@ MaxFaces = Annotated[Optional[int], typer.Option(
 MinGenderConfidence = Annotated[float, typer.Option(
     "--min-gender-confidence", min=0.0, max=1.0,
     help="Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always state it; 0.69 "
-         "left 10% of test faces unknown, 95.5% right on the rest).")]
+         "left 10% of test faces unknown, 95.2% right on the rest).")]
 # Figures: README, attributes by face size.
 MinFace = Annotated[int, typer.Option(
     "--min-face", metavar="PX", min=0,
