@@ -55,7 +55,7 @@ edgeag train "${T[@]}" --out "$OUT/cycle11" --seed "$((SEED + 21))" "${MODEL[@]}
 # 12. Converted as in step 10 (the bundled model until step 13).
 edgeag quantize "$OUT/cycle11" "${T[@]}" --out "$OUT/cycle11/edgeag_default.tflite" "${Q[@]}"
 # 13. Another 16-epoch cycle from that file, lr 0.0005, brightening up to 4x (a sibling at lr 0.0004 for 14 epochs,
-#     and the two averaged, did worse on val: MODEL_CARD.md).
+#     and the two averaged, scored worse on val age: MODEL_CARD.md).
 edgeag train "${T[@]}" --out "$OUT" --seed "$((SEED + 23))" "${MODEL[@]}" --input-size 112 --epochs 16 \
     --patience 16 --lr 0.0005 --gender-smoothing 0.1 --max-brightening 4 --init-from "$OUT/cycle11/edgeag_default.tflite"
 # 14. Converted as in step 10.
