@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgeag.benchmarks.common import exits_cleanly, write_json
+from edgeag.benchmarks.common import exits_cleanly, machine_facts, write_json
 from edgeag.errors import EdgeagError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,13 +38,6 @@ from broker import Listener, Mosquitto  # noqa: E402
 from test_audience_clip import START, is_majority, match, per_frame_majority  # noqa: E402
 
 EDGEAG = [sys.executable, "-m", "edgeag.cli"]
-
-
-def machine() -> str:
-    flags = subprocess.run("grep -o -w -E 'avx2|avx512_vnni|avx_vnni' /proc/cpuinfo | sort -u | tr '\\n' ' '",
-                           shell=True, capture_output=True, text=True).stdout.strip()
-    cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{cpus} vCPU, {flags}; machine busy (training job beside it)"
 
 
 def run(clip: Path, *extra: str) -> tuple[float, str]:
@@ -188,7 +181,7 @@ def main() -> None:
             res = cost(a.seconds, Path(d))
         else:
             res = mqtt(a.seconds, a.outage, a.repeats, Path(d))
-    res["machine"] = machine()
+    res["machine"] = machine_facts()
     res["command"] = "python benchmarks/audience.py " + " ".join(sys.argv[1:])
     out = ROOT / "benchmarks" / "results" / f"audience_{a.part}.json"
     write_json(res, out, indent=1)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrain, quantize, evaluate the bundled default model from ../shared/data (UTKFace). See MODEL_CARD.md.
-# Usage: bash train/make_default.sh        (about 10 h of training: 5,535 + 5,332 + 4,178 + 3,970 + 3,959 + 3,233 + 3,874 + 3,420 + 2,315 + 3,584 s on a 2-vCPU AMD EPYC shared with other jobs)
+# Usage: bash train/make_default.sh        (about 11 h of training: 5,535 + 5,332 + 4,178 + 3,970 + 3,959 + 3,233 + 3,874 + 3,420 + 2,315 + 3,584 s on 2-vCPU VMs shared with other jobs: AMD EPYC, the last two cycles Intel Xeon)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
