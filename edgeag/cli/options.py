@@ -59,8 +59,8 @@ MaxFaces = Annotated[Optional[int], typer.Option(
 # Figures: MODEL_CARD.md (gender reported only above a confidence).
 MinGenderConfidence = Annotated[float, typer.Option(
     "--min-gender-confidence", min=0.0, max=1.0,
-    help="Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always state it; 0.69 "
-         "left 10% of test faces unknown, 95.2% right on the rest).")]
+    help="Leave gender unknown (null; '?' on screen) when its confidence is below this (0: always state it; 0.68 "
+         "left 10% of test faces unknown, 95.5% right on the rest).")]
 # Figures: README, attributes by face size.
 MinFace = Annotated[int, typer.Option(
     "--min-face", metavar="PX", min=0,
