@@ -62,7 +62,7 @@ edgeag train "${T[@]}" --out "$OUT/cycle13" --seed "$((SEED + 23))" "${MODEL[@]}
 edgeag quantize "$OUT/cycle13" "${T[@]}" --out "$OUT/cycle13/edgeag_default.tflite" "${Q[@]}"
 # 15. Another cycle from that file, 14 epochs at a higher rate (lr 0.0007: the cycles at 0.0004-0.0005 were
 #     flattening out), brightening up to 4x (a further cycle from its file at lr 0.0009 lost on val; the two
-#     averaged gained on val's clean faces only: MODEL_CARD.md).
+#     averaged gained on val's clean faces only; another cycle at lr 0.0007 from its file lost: MODEL_CARD.md).
 edgeag train "${T[@]}" --out "$OUT" --seed "$((SEED + 27))" "${MODEL[@]}" --input-size 112 --epochs 14 \
     --patience 14 --lr 0.0007 --gender-smoothing 0.1 --max-brightening 4 --init-from "$OUT/cycle13/edgeag_default.tflite"
 # 16. Converted as in step 10.
