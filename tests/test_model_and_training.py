@@ -54,6 +54,43 @@ def test_flip_tta_averages_the_crop_and_its_mirror_per_face():
         assert np.allclose(np.asarray(got[k]), want, atol=1e-4)
 
 
+def test_exposure_norm_gives_the_first_convolution_the_same_input_for_a_dimmer_flatter_face_also_in_int8():
+    """With ``exposure_norm`` a dimmer, flatter copy of a face (pixels x 0.4 + 10) reaches the first convolution
+    as the face itself does, in Keras and in the int8 file (which computes it with integer ops); without it, it
+    does not. The layer has no weights."""
+    import keras
+
+    from edgeag.quantize.convert import convert
+    from edgeag.train.model import TYPICAL_MEAN, TYPICAL_STD, ModelConfig, build_model
+
+    cfg = dict(input_size=32, width=0.35, age_head="distribution")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(40, 220, (4, 32, 32, 3)).astype(np.float32)
+    dim = np.round(x * 0.4 + 10)
+    plain, normed = build_model(ModelConfig(**cfg)), build_model(ModelConfig(**cfg, exposure_norm=True))
+    assert plain.count_params() == normed.count_params()
+
+    def first_conv_input(model):
+        return keras.Model(model.input, model.get_layer("stem_conv").input)
+
+    a, b = (np.asarray(first_conv_input(normed)(v)) for v in (x, dim))
+    assert np.abs(a - b).max() < 0.03  # the dim copy is rounded to whole pixel values
+    assert np.allclose(a.mean(axis=(1, 2, 3)), TYPICAL_MEAN, atol=1e-4)
+    assert np.allclose(a.std(axis=(1, 2, 3)), TYPICAL_STD, atol=3e-3)  # less the 1e-3 added to the variance
+    a, b = (np.asarray(first_conv_input(plain)(v)) for v in (x, dim))
+    assert np.abs(a - b).mean() > 0.3
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    probe = first_conv_input(normed)
+    calibration = np.concatenate([x, dim, np.linspace(0, 255, 32 * 32 * 3).reshape(1, 32, 32, 3)])  # uint8 in: 0-255
+    run = Interpreter(model_content=convert(probe, "int8", calibration)).get_signature_runner()
+    out = [run(**{probe.input.name: v.astype(np.uint8)}) for v in (x, dim)]
+    scale = (TYPICAL_STD * 6) / 255  # int8 steps over about +-3 standard deviations
+    got = [np.asarray(next(iter(o.values())), np.float32) for o in out]
+    assert np.abs((got[0] - got[1])).mean() * scale < 0.03  # the same codes, give or take a step
+
+
 def test_distribution_loss_is_lowest_at_the_true_age():
     from edgeag.train.model import AGE_BINS, age_distribution_loss
 

@@ -23,6 +23,7 @@ class ModelConfig:
     expansion: int = 3  # inverted-residual expansion (MobileNetV2 uses 6; 3 trains ~1.5x faster here)
     fused_stages: int = 0  # leading stages built as Fused-MBConv instead of depthwise blocks
     age_head: str = "regression"  # or "distribution" (label-distribution learning, see build_model)
+    exposure_norm: bool = False  # each face's brightness and contrast standardised in the model (ExposureNorm)
 
     def __post_init__(self) -> None:
         if self.stem_stride is None:

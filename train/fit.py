@@ -173,11 +173,12 @@ def starting_config(source: Path, what: str = "--init-from") -> dict:
 
 
 def check_compatible(source: Path, mcfg: ModelConfig, spec: CropSpec, what: str = "--init-from",
-                     may_differ: tuple[str, ...] = ("input_size", "size")) -> None:
+                     may_differ: tuple[str, ...] = ("input_size", "size", "exposure_norm")) -> None:
     """Refuse ``source`` (a finished run or a model file; ``what`` names it in the message) unless its
     weights fit ``mcfg``/``spec``.
 
-    The input size may differ: the network ends in global pooling, so no weight's shape depends on it.
+    The input size may differ: the network ends in global pooling, so no weight's shape depends on it; so may
+    ``exposure_norm``, which has no weights.
     Any other difference (width, architecture, heads, crop margin) is refused rather than half-loaded.
     ``may_differ`` names the settings (model or crop keys) allowed to differ.
     """

@@ -123,10 +123,14 @@ class ArchitectureArgs:
     expansion: Annotated[int, typer.Option(help="Inverted-residual expansion (mobilenet, efficientnet).")] = \
         _MODEL.expansion
     dropout: Annotated[float, typer.Option()] = _MODEL.dropout
+    exposure_norm: Annotated[bool, typer.Option("--exposure-norm", help="Standardise each face's brightness and contrast inside the "
+                                                "model (no weights; may be added to a model trained without).")] = \
+        _MODEL.exposure_norm
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, input_size=self.input_size, channels=self.channels, width=self.width,
-                           depth=self.depth, dropout=self.dropout, expansion=self.expansion)
+                           depth=self.depth, dropout=self.dropout, expansion=self.expansion,
+                           exposure_norm=self.exposure_norm)
 
 
 @dataclass
