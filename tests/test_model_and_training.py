@@ -91,6 +91,24 @@ def test_exposure_norm_gives_the_first_convolution_the_same_input_for_a_dimmer_f
     assert np.abs((got[0] - got[1])).mean() * scale < 0.03  # the same codes, give or take a step
 
 
+def test_a_saved_model_with_exposure_norm_loads_in_a_fresh_process(tmp_path):
+    """The run folder of a model with the custom layer loads where nothing has imported the model code yet
+    (as `edgeag quantize RUN` does)."""
+    import json
+    import subprocess
+    import sys
+
+    from edgeag.train.model import ModelConfig, build_model
+
+    build_model(ModelConfig(input_size=32, width=0.35, exposure_norm=True)).save(tmp_path / "model.keras")
+    (tmp_path / "config.json").write_text(json.dumps({}))
+    code = ("from edgeag.train.run_folder import load_model_dir; import sys; "
+            "m, _ = load_model_dir(sys.argv[1]); print(m.get_layer('exposure_norm').name)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("exposure_norm")
+
+
 def test_distribution_loss_is_lowest_at_the_true_age():
     from edgeag.train.model import AGE_BINS, age_distribution_loss
 

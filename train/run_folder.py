@@ -19,6 +19,8 @@ def load_model_dir(model_dir: str | Path) -> tuple[object, dict]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from edgeag.train import model as _registers_custom_layers  # noqa: F401  (ExposureNorm, the age loss)
+
     try:
         config = json.loads((d / "config.json").read_text())
         # compile=False: inference needs no loss, and a custom one (age_distribution_loss) need not be imported.
