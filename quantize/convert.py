@@ -29,7 +29,7 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
         "mode": mode,
         "crop": config["crop"],
         "input": {**config["input"], "dtype": "uint8" if mode == "int8" else "float32"},
-        "outputs": {"age": f"years ({config.get('age_readout', 'expectation')} of a softmax over the ages 0..116)"
+        "outputs": {"age": "years (expectation of a softmax over the ages 0..116)"
                     if config.get("model", {}).get("age_head") == "distribution" else "years",
                     "gender": "P(female)", "ethnicity": "probabilities over labels.ethnicity"},
         "labels": config["labels"],
@@ -38,7 +38,6 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
         "params": config.get("params"),
         "macs": config.get("macs"),
         **({"age_prior": config["age_prior"]} if "age_prior" in config else {}),
-        **({"age_readout": config["age_readout"]} if "age_readout" in config else {}),
         "training": {"data": Path(config["data"]["path"]).name, "split_file": config["data"].get("split_file")
                      and Path(config["data"]["split_file"]).name, "created": config.get("created"),
                      "seed": config.get("train", {}).get("seed"), "licence": "UTKFace: non-commercial research only",
@@ -49,53 +48,22 @@ def build_metadata(config: dict, mode: str, extra: dict | None = None) -> dict:
     }
 
 
-AGE_READOUTS = ("expectation", "median")
-MEDIAN_SHARPNESS = 50.0  # the step at cdf = 0.5 rises over 1/50 of probability: the count of ages below the median
-
-
-def export_model(model, age_readout: str = "expectation"):
+def export_model(model):
     """The graph that goes into the .tflite: the public heads ``age``, ``gender``, ``ethnicity`` only.
 
-    A distribution age head (``--age-loss distribution``) keeps its read-out inside the int8 graph: the
-    expectation, a fixed fully-connected layer over the softmax (it lost less to int8 than exporting
-    log-probabilities and taking the expectation in float at run time: test age MAE 5.345 vs 5.387 for a float
-    model at 5.334; ``benchmarks/experiments/age_readout.py``), or ``age_readout="median"``: the number of ages
-    whose cumulative probability is below one half, as fixed layers (``_median_age``).
+    A distribution age head (``--age-loss distribution``) keeps its expectation inside the int8 graph, as a
+    fixed fully-connected layer over the softmax: it lost less to int8 than exporting log-probabilities and
+    taking the expectation in float at run time (test age MAE 5.345 vs 5.387 for a float model at 5.334;
+    ``benchmarks/experiments/age_readout.py``).
     """
     import keras
 
-    if age_readout not in AGE_READOUTS:
-        raise BadInputError(f"unknown age read-out {age_readout!r}; choose from {', '.join(AGE_READOUTS)}")
     inp = keras.Input(model.input_shape[1:], name="image")
     y = model(inp)
-    out = {k: y[k] for k in ("age", "gender", "ethnicity")}
-    if age_readout == "median":
-        if "age_logits" not in y:
-            raise BadInputError("--age-readout median needs a distribution age head (--age-loss distribution)")
-        out["age"] = _median_age(y["age_logits"])
-    return keras.Model(inp, out, name=model.name)
+    return keras.Model(inp, {k: y[k] for k in ("age", "gender", "ethnicity")}, name=model.name)
 
 
-def _median_age(age_logits):
-    """Median of softmax(``age_logits``) over the ages 0..n-1: sum over ages k of clip((0.5 - cdf_k) x 50, 0, 1),
-    the count of ages whose cumulative probability is below 0.5, softened over 2% of probability so that int8
-    rounding of the cdf moves it by a fraction of a year. Three fixed layers: cdf (an upper-triangular matrix of
-    ones), the clipped step, a sum."""
-    from keras import layers
-
-    n = age_logits.shape[-1]
-    p = layers.Softmax(name="age_probabilities")(age_logits)
-    step = layers.Dense(n, trainable=False, name="age_below_half")
-    below = layers.ReLU(max_value=1.0, name="age_below_half_clip")(step(p))
-    step.set_weights([-MEDIAN_SHARPNESS * np.triu(np.ones((n, n), np.float32)),
-                      np.full(n, 0.5 * MEDIAN_SHARPNESS, np.float32)])
-    count = layers.Dense(1, use_bias=False, trainable=False, name="age_median")
-    age = count(below)
-    count.set_weights([np.ones((n, 1), np.float32)])
-    return age
-
-
-def with_flip_tta(model, age_readout: str = "expectation"):
+def with_flip_tta(model):
     """The model averaged with itself on the mirrored crop (test-time flip), as one graph.
 
     The crop and its mirror run as one batch of 2N through a single copy of the network, so the .tflite
@@ -104,7 +72,7 @@ def with_flip_tta(model, age_readout: str = "expectation"):
     """
     import keras
 
-    model = export_model(model, age_readout)
+    model = export_model(model)
     inp = keras.Input(model.input_shape[1:], name="image")
     both = keras.ops.concatenate([inp, keras.ops.flip(inp, axis=2)], axis=0)
     y = model(both)
@@ -235,12 +203,11 @@ def quantize(model_dir: str | Path, out: str | Path, *, data: str | Path | None 
 def write_tflite(model, config: dict, out: str | Path, *, mode: str, representative: np.ndarray | None,
                  flip_tta: bool = False, per_tensor: bool = False) -> dict:
     """Convert a loaded Keras model (and its folder's config) to ``out`` with metadata."""
-    readout = config.get("age_readout", "expectation")
     if flip_tta:
-        model = with_flip_tta(model, readout)
+        model = with_flip_tta(model)
         config = {**config, "macs": 2 * config["macs"] if config.get("macs") else None}
     else:
-        model = export_model(model, readout)
+        model = export_model(model)
     tfl = shorten_tensor_names(convert(model, mode, representative, per_tensor=per_tensor))
     meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
                                          else None, "tta": "flip" if flip_tta else None,

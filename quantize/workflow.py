@@ -11,7 +11,7 @@ from typing import Callable
 
 from edgeag.errors import BadInputError
 from edgeag.quantize.age_prior import check_age_prior, divide_out_age_prior
-from edgeag.quantize.convert import AGE_READOUTS, check_mode, sample_calibration, write_tflite
+from edgeag.quantize.convert import check_mode, sample_calibration, write_tflite
 from edgeag.train.cache import CropSet
 
 
@@ -19,11 +19,10 @@ def quantize_and_check(model_dir: str | Path, out: str | Path, *, data: str | Pa
                        split_file: str | Path | None = None, mode: str = "int8", samples: int = 300,
                        tta: bool = False, per_tensor: bool = False, check_split: str | None = "test",
                        gender_threshold: float | None = 0.5, age_prior: float = 0.0,
-                       age_readout: str = "expectation", log: Callable[[str], None] = print) -> dict:
+                       log: Callable[[str], None] = print) -> dict:
     """Convert ``model_dir`` to ``out`` and report on ``log`` (rich markup). ``check_split`` None skips the
     float-vs-converted comparison; ``gender_threshold`` None chooses it on the val split (max. accuracy);
-    ``age_prior`` divides that much of the training split's age prior out of the age head (``age_prior.py``);
-    ``age_readout`` "median" reads the age out as the median of the distribution head (``convert.export_model``).
+    ``age_prior`` divides that much of the training split's age prior out of the age head (``age_prior.py``).
     Returns {"path", "bytes", "mode", "gender_threshold"}."""
     from edgeag.train.run_folder import load_model_dir
 
@@ -33,13 +32,7 @@ def quantize_and_check(model_dir: str | Path, out: str | Path, *, data: str | Pa
         raise BadInputError("--samples must be at least 1")
     if gender_threshold is not None and not 0.0 < gender_threshold < 1.0:
         raise BadInputError(f"--gender-threshold must be inside (0, 1), got {gender_threshold}")
-    if age_readout not in AGE_READOUTS:
-        raise BadInputError(f"--age-readout must be one of {', '.join(AGE_READOUTS)}, got {age_readout!r}")
     model, config = load_model_dir(model_dir)
-    if age_readout != "expectation":
-        if config.get("model", {}).get("age_head") != "distribution":
-            raise BadInputError(f"--age-readout {age_readout} needs a distribution age head (--age-loss distribution)")
-        config = {**config, "age_readout": age_readout}
     data = data or config["data"]["path"]
     split_file = split_file or config["data"].get("split_file")
     needs_crops = mode == "int8" or check_split is not None or gender_threshold != 0.5 or age_prior

@@ -158,42 +158,6 @@ def test_distribution_age_head_reads_out_the_expected_age(tmp_path, mode):
         assert all(d["dtype"] in (np.int8, np.uint8) for d in interp.get_output_details())
 
 
-def test_median_age_readout_is_the_median_of_the_distribution_in_keras_and_in_int8():
-    """``export_model(m, "median")``: the number of ages whose cumulative probability is below one half (less a
-    fraction of a year where it passes one half), in Keras and in the int8 file, for skewed distributions whose
-    mean and median differ."""
-    import keras
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgeag.quantize.convert import convert, export_model
-    from edgeag.train.model import AGE_BINS
-
-    ages = np.arange(AGE_BINS)
-    rng = np.random.default_rng(0)
-    centres, widths = rng.uniform(2, 90, 16), rng.uniform(2, 15, 16)
-    logits = -0.5 * ((ages - centres[:, None]) / widths[:, None]) ** 2
-    logits -= 0.02 * np.maximum(ages - centres[:, None], 0) ** 1.2  # a lighter right tail: skewed
-    codes = np.round(np.clip(logits, -60, 0) / 60 * 255 + 255).astype(np.uint8)  # logits as uint8 "pixels"
-    inp = keras.Input((AGE_BINS,), name="image")
-    z = keras.layers.Rescaling(60 / 255, offset=-60)(inp)
-    head = keras.Model(inp, {"age_logits": z, "age": z[:, :1], "gender": z[:, :1], "ethnicity": z[:, :5]})
-    exported = export_model(head, "median")
-    z = codes / 255 * 60 - 60
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    median, mean = (np.cumsum(p, 1) < 0.5).sum(1), p @ ages
-    assert np.abs(median - mean).max() > 1  # the test needs skewed distributions
-    got = np.asarray(exported(codes.astype(np.float32))["age"]).reshape(-1)
-    assert (got <= median + 1e-3).all() and (got > median - 1).all() and np.abs(got - median).mean() < 0.5
-    calibration = np.concatenate([codes, np.zeros((1, AGE_BINS)), np.full((1, AGE_BINS), 255)]).astype(np.float32)
-    run = Interpreter(model_content=convert(exported, "int8", calibration)).get_signature_runner()
-    q = run.get_output_details()["age"]["quantization"]
-    int8 = (run(image=codes)["age"].reshape(-1).astype(np.float32) - q[1]) * q[0]
-    assert np.abs(int8 - got).max() < 1.5 and np.abs(int8 - median).mean() < 1.0
-    with pytest.raises(Exception, match="distribution age head"):
-        export_model(keras.Model(inp, {"age": inp[:, :1], "gender": inp[:, :1], "ethnicity": inp[:, :5]}), "median")
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """Train a tiny model for a few epochs on 960 UTKFace faces of all ages (hash split), once per module.

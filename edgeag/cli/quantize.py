@@ -33,9 +33,6 @@ def quantize(
         "--age-prior", help="Divide this much of the training split's age prior out of a "
         "distribution age head (0 = as trained, 1 = every age equally likely): the oldest pulled less towards "
         "the crowded ages, at some cost on test sets shaped like the training set. MODEL_CARD.md.")] = 0.0,
-    age_readout: Annotated[str, typer.Option(
-        "--age-readout", help="How a distribution age head gives one age: expectation or median (in the int8 "
-        "graph either way; the printed float figure is the expectation's).")] = "expectation",
 ) -> None:
     """Convert a trained model to TFLite (full int8 by default) with embedded metadata, and measure the drop.
 
@@ -54,5 +51,4 @@ def quantize(
             raise BadInputError(f"--gender-threshold must be a number or 'auto', got {gender_threshold!r}") from None
     quantize_and_check(model_dir, out, data=data, split_file=split_file, mode=mode, samples=samples, tta=tta,
                        per_tensor=per_tensor, check_split=None if no_check else check_split,
-                       gender_threshold=threshold, age_prior=age_prior, age_readout=age_readout,
-                       log=err_console.print)
+                       gender_threshold=threshold, age_prior=age_prior, log=err_console.print)
