@@ -155,6 +155,17 @@ def summarize(obs: dict, threshold: float) -> dict:
             "unmatched_detections_in_face_frames": int(sum(s >= threshold for s in obs["extra_scores"]))}
 
 
+def size_axes(axes, sizes: tuple[int, ...], titles: tuple[str, ...], xlabel: str) -> None:
+    """Face size on a log2 axis, one titled panel per metric (shared with face_size_stream)."""
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+
+
 def plot(result: dict, out: Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -167,14 +178,8 @@ def plot(result: dict, out: Path) -> Path:
         axes[1].plot(SIZES, [x["age_mae"] if ok else None for x, ok in zip(rows, enough)], style, label=name)
         axes[2].plot(SIZES, [100 * x["gender_accuracy"] if ok else None for x, ok in zip(rows, enough)], style,
                      label=name)
-    titles = ("faces found (%)", "age MAE (years), faces found (>= 20)", "gender accuracy (%), faces found (>= 20)")
-    for ax, title in zip(axes, titles):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(SIZES, [str(s) for s in SIZES])
-        ax.set_xlabel("pasted face chip side (px) in a 640x480 frame")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    size_axes(axes, SIZES, ("faces found (%)", "age MAE (years), faces found (>= 20)",
+                     "gender accuracy (%), faces found (>= 20)"), "pasted face chip side (px) in a 640x480 frame")
     fig.suptitle(f"{result['faces_per_size']} UTKFace test faces per size in generated scenes, detector threshold "
                  f"{DEFAULT_THRESHOLD} ({result['machine']['processor']}; busy machine: times are indicative)",
                  fontsize=9)

@@ -25,7 +25,7 @@ import typer
 
 from edgeag.benchmarks.common import (DataOpt, DetectorsOpt, OutOpt, PlotOpt, SeedOpt, SplitFileOpt, ThreadsOpt,
                                        exits_cleanly, pyplot, save_figure, write_json)
-from edgeag.benchmarks.face_size import HEIGHT, WIDTH, Truth, _machine, load_test_faces, match
+from edgeag.benchmarks.face_size import HEIGHT, WIDTH, Truth, _machine, load_test_faces, match, size_axes
 from edgeag.benchmarks.scenes import camera, paste, places, scene
 
 app = typer.Typer(add_completion=False)
@@ -109,13 +109,8 @@ def plot(result: dict, out: Path) -> Path:
         axes[0].plot(SIZES, [100 * x["found_per_frame"] for x in rows], "o-",
                      label=f"{name} ({r['detect_ms_mean']:.1f} ms detection/frame)")
         axes[1].plot(SIZES, [x["frames_to_first_p50"] for x in rows], "o-", label=name)
-    for ax, title in zip(axes, ("face-frames found (%)", "frames to first detection (median)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(SIZES, [str(s) for s in SIZES])
-        ax.set_xlabel("pasted face chip side (px) in a 640x480 stream")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    size_axes(axes, SIZES, ("face-frames found (%)", "frames to first detection (median)"),
+              "pasted face chip side (px) in a 640x480 stream")
     fig.suptitle(f"{result['faces_per_size']} drifting UTKFace test faces per size, 2 s clips at 30 FPS "
                  f"({result['machine']['processor']})", fontsize=9)
     return save_figure(fig, out)
