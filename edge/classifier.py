@@ -94,6 +94,15 @@ class AgeGenderClassifier:
     def input_dtype(self) -> type:
         return self._in_q.dtype
 
+    def output_range(self, head: str) -> tuple[float, float]:
+        """The smallest and largest value an output head (age, gender, ethnicity) can represent; for an int8
+        output its quantization range (set by calibration), for a float one unbounded."""
+        q = self._out_q[head]
+        if not q.quantized:
+            return float("-inf"), float("inf")
+        info = np.iinfo(q.dtype)
+        return (info.min - q.zero) * q.scale, (info.max - q.zero) * q.scale
+
     def _resize(self, n: int) -> None:
         if n != self._batch:
             s = self.crop_spec

@@ -29,6 +29,18 @@ def test_bundled_model_has_metadata_and_runs():
     assert np.allclose(single, p["age"])
 
 
+def test_output_range_bounds_what_the_int8_heads_can_say():
+    clf = AgeGenderClassifier()
+    low, high = clf.output_range("age")
+    assert low <= 0.0 < high
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (16, clf.crop_spec.size, clf.crop_spec.size, clf.crop_spec.channels), np.uint8)
+    age = clf.predict(crops)["age"]
+    assert np.all(age <= high + 1e-4) and np.all(age >= low - 1e-4)
+    g_low, g_high = clf.output_range("gender")
+    assert 0.0 <= g_low < g_high <= 1.0 + 1e-6
+
+
 def test_metadata_round_trip_replaces_older_entry():
     blob = bundled_model_path().read_bytes()
     meta = read_metadata(blob)
