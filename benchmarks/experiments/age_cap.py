@@ -3,9 +3,10 @@
     python benchmarks/experiments/age_cap.py edge/models/edgeag_default.tflite \\
         --data ../shared/data/UTKFace.tar --split-file ../shared/data/utkface_split.csv
 
-The int8 age output's scale and zero point come from the calibration samples, so its largest value is the
-oldest age the file can say. Prints that cap, and per split the faces (the crop cache, as `edgeag evaluate`)
-whose predicted age is within 0.5 years of it and the faces truly older than it.
+An int8 age output's largest value is the oldest age the file can say. Files converted before 2026-12-03 took
+it from the calibration samples (the bundled one then: 88.3 years); `edgeag quantize` now fixes it at 116
+(quantize/output_range.py). Prints that cap, and per split the faces (the crop cache, as `edgeag evaluate`)
+whose predicted age is within 0.5 years of it, the faces truly older than it, and the oldest prediction.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main(model: Path, data: Path = typer.Option(..., "--data"),
         s = crops.subset(split)
         age = predict_all(clf, s.x)["age"]
         print(f"{split}: {len(age)} faces, {int((age >= cap - 0.5).sum())} within 0.5 years of the cap, "
-              f"{int((s.age > cap).sum())} truly older than it")
+              f"{int((s.age > cap).sum())} truly older than it; oldest prediction {age.max():.1f} years, "
+              f"{int((age > 88.3).sum())} over 88.3")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""A fixed int8 range for the age output, whatever the calibration faces were.
+
+Full-int8 conversion gives every tensor the range its calibration crops reached. For the age output that is
+the oldest age the model predicted on them: the bundled file of 2026-12 ended at 88.3 years, so no face could
+come out older. ``fix_age_range`` rewrites the quantization of the tensors from the layer that computes the
+age (a fully-connected layer: the expectation over the age bins, or the regression head) to the ``age`` output
+so that they span 0-116 years (UTKFace's range, the metadata's ``age_range``). The ranges are carried forward
+exactly: a split or reshape keeps its input's range, an add sums its inputs' ranges, a multiplication by a
+constant scales it (the test-time flip averages the two crops' ages as add, then times 0.5). The interpreter
+derives each op's requantization from these scales when it loads the file, so no weight changes; an age step
+becomes 116/255 = 0.45 years instead of the calibration range / 255.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeag.errors import EdgeagError
+
+AGE_RANGE = (0.0, 116.0)
+KEEPS_RANGE = {"SPLIT", "RESHAPE", "SQUEEZE", "CONCATENATION"}
+
+
+def int8_params(low: float, high: float) -> tuple[float, int]:
+    """(scale, zero point) of an int8 tensor spanning [low, high] (stretched to hold 0, as TFLite requires)."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / 255.0
+    return scale, int(np.clip(round(-128 - low / scale), -128, 127))
+
+
+def fix_age_range(tflite: bytes, low: float = AGE_RANGE[0], high: float = AGE_RANGE[1]) -> bytes:
+    """A copy of an int8 model whose ``age`` output, and the tensors leading to it, span [low, high] years."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    found = [(s, o.tensorIndex) for s in model.signatureDefs or [] for o in s.outputs or [] if _text(o.name) == "age"]
+    if not found:
+        raise EdgeagError("the model has no age output in its signature; cannot fix its range")
+    sig, age = found[0]
+    sg = model.subgraphs[sig.subgraphIndex]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    producer = {t: op for op in sg.operators for t in op.outputs}
+    ranges: dict[int, tuple[float, float]] = {}
+
+    def is_const(t: int) -> bool:
+        return t not in producer and t not in sg.inputs
+
+    def const_value(t: int) -> float:
+        tensor, data = sg.tensors[t], model.buffers[sg.tensors[t].buffer].data
+        raw = np.frombuffer(bytes(bytearray(data)), np.int8)
+        if raw.size != 1:
+            raise EdgeagError("the age output is multiplied by a non-scalar constant; cannot fix its range")
+        q = tensor.quantization
+        return float((raw[0] - q.zeroPoint[0]) * q.scale[0])
+
+    def range_of(t: int) -> tuple[float, float]:
+        if t in ranges:
+            return ranges[t]
+        op = producer[t]
+        code = model.operatorCodes[op.opcodeIndex]
+        name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        data = [i for i in op.inputs if i >= 0 and not is_const(i)]
+        if name == "FULLY_CONNECTED":
+            r = (low, high)
+        elif name in KEEPS_RANGE:
+            r = (min(range_of(i)[0] for i in data), max(range_of(i)[1] for i in data))
+        elif name == "ADD":
+            r = tuple(sum(range_of(i)[k] for i in data) for k in (0, 1))
+        elif name == "MUL" and len(data) == 1:
+            c = const_value(next(i for i in op.inputs if is_const(i)))
+            r = tuple(sorted(c * v for v in range_of(data[0])))
+        else:
+            raise EdgeagError(f"unexpected {name} op before the age output; cannot fix its range")
+        for i in (data if name in KEEPS_RANGE else []):  # these ops copy bytes: input and output share params
+            ranges[i] = r
+        ranges[t] = r
+        return r
+
+    range_of(age)
+    for t, (lo, hi) in ranges.items():
+        scale, zero = int8_params(lo, hi)
+        q = sg.tensors[t].quantization
+        q.scale, q.zeroPoint, q.min, q.max = [scale], [zero], None, None
+    builder = flatbuffers.Builder(len(tflite))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _text(name) -> str:
+    return name.decode() if isinstance(name, bytes) else name
