@@ -6,9 +6,11 @@ come out older. ``fix_age_range`` rewrites the quantization of the tensors from 
 age (a fully-connected layer: the expectation over the age bins, or the regression head) to the ``age`` output
 so that they span 0-116 years (UTKFace's range, the metadata's ``age_range``). The ranges are carried forward
 exactly: a split or reshape keeps its input's range, an add sums its inputs' ranges, a multiplication by a
-constant scales it (the test-time flip averages the two crops' ages as add, then times 0.5). The interpreter
-derives each op's requantization from these scales when it loads the file, so no weight changes; an age step
-becomes 116/255 = 0.45 years instead of the calibration range / 255.
+constant scales it (the test-time flip averages the two crops' ages as add, then times 0.5). An add's range is
+widened by one step: with a step exactly twice its inputs', every odd sum is a tie, and int8 rounds ties away
+from zero, which made every age 0.11 years older on average (val's mean signed error -0.39 -> -0.29 years).
+The interpreter derives each op's requantization from these scales when it loads the file, so no weight
+changes; an age step becomes about 116/255 = 0.46 years instead of the calibration range / 255.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def fix_age_range(tflite: bytes, low: float = AGE_RANGE[0], high: float = AGE_RA
         elif name in KEEPS_RANGE:
             r = (min(range_of(i)[0] for i in data), max(range_of(i)[1] for i in data))
         elif name == "ADD":
-            r = tuple(sum(range_of(i)[k] for i in data) for k in (0, 1))
+            lo, hi = (sum(range_of(i)[k] for i in data) for k in (0, 1))
+            r = (lo, hi + (hi - lo) / 255)  # one step wider: see the module's docstring
         elif name == "MUL" and len(data) == 1:
             c = const_value(next(i for i in op.inputs if is_const(i)))
             r = tuple(sorted(c * v for v in range_of(data[0])))

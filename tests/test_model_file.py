@@ -32,7 +32,8 @@ def test_bundled_model_has_metadata_and_runs():
 def test_output_range_bounds_what_the_int8_heads_can_say():
     clf = AgeGenderClassifier()
     low, high = clf.output_range("age")
-    assert (low, high) == pytest.approx((0.0, 116.0), abs=1e-3)  # any age UTKFace has, whatever calibration saw
+    # Any age UTKFace has, whatever the calibration crops reached (quantize/output_range.py).
+    assert low == pytest.approx(0.0, abs=1e-3) and 116.0 <= high < 117.0
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (16, clf.crop_spec.size, clf.crop_spec.size, clf.crop_spec.channels), np.uint8)
     age = clf.predict(crops)["age"]
@@ -48,7 +49,7 @@ def test_fixing_the_age_range_keeps_the_weights_and_rejects_other_models(tmp_pat
     again = tmp_path / "again.tflite"
     again.write_bytes(fix_age_range(bundled_model_path().read_bytes(), 0.0, 100.0))
     a, b = AgeGenderClassifier(), AgeGenderClassifier(again)
-    assert b.output_range("age") == pytest.approx((0.0, 100.0), abs=1e-3)
+    assert 100.0 <= b.output_range("age")[1] < 101.0  # the flip's add is one step wider (no rounding of ties up)
     crops = np.random.default_rng(1).integers(0, 256, (8, a.crop_spec.size, a.crop_spec.size, 3), np.uint8)
     pa, pb = a.predict(crops), b.predict(crops)
     assert np.abs(pa["age"] - pb["age"]).max() < 1.0  # a step of 0.39-0.45 years on either side
