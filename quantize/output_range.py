@@ -40,54 +40,63 @@ def fix_age_range(tflite: bytes, low: float = AGE_RANGE[0], high: float = AGE_RA
     if not found:
         raise EdgeagError("the model has no age output in its signature; cannot fix its range")
     sig, age = found[0]
-    sg = model.subgraphs[sig.subgraphIndex]
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    producer = {t: op for op in sg.operators for t in op.outputs}
+    graph = _Graph(model, model.subgraphs[sig.subgraphIndex], schema)
     ranges: dict[int, tuple[float, float]] = {}
+    graph.range_of(age, (low, high), ranges)
+    for t, (lo, hi) in ranges.items():
+        scale, zero = int8_params(lo, hi)
+        q = graph.sg.tensors[t].quantization
+        q.scale, q.zeroPoint, q.min, q.max = [scale], [zero], None, None
+    builder = flatbuffers.Builder(len(tflite))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
-    def is_const(t: int) -> bool:
-        return t not in producer and t not in sg.inputs
 
-    def const_value(t: int) -> float:
-        tensor, data = sg.tensors[t], model.buffers[sg.tensors[t].buffer].data
-        raw = np.frombuffer(bytes(bytearray(data)), np.int8)
+class _Graph:
+    """One subgraph of a TFLite model, for carrying value ranges forward from a fully-connected layer."""
+
+    def __init__(self, model, sg, schema):
+        self.model, self.sg = model, sg
+        self.op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        self.producer = {t: op for op in sg.operators for t in op.outputs}
+
+    def is_const(self, t: int) -> bool:
+        return t not in self.producer and t not in self.sg.inputs
+
+    def scalar(self, t: int) -> float:
+        """The value of a constant int8 scalar tensor."""
+        tensor = self.sg.tensors[t]
+        raw = np.frombuffer(bytes(bytearray(self.model.buffers[tensor.buffer].data)), np.int8)
         if raw.size != 1:
             raise EdgeagError("the age output is multiplied by a non-scalar constant; cannot fix its range")
         q = tensor.quantization
         return float((raw[0] - q.zeroPoint[0]) * q.scale[0])
 
-    def range_of(t: int) -> tuple[float, float]:
+    def range_of(self, t: int, fc_range: tuple[float, float], ranges: dict) -> tuple[float, float]:
+        """The range of tensor ``t`` if the fully-connected layer before it spans ``fc_range``; records every
+        tensor on the way in ``ranges``."""
         if t in ranges:
             return ranges[t]
-        op = producer[t]
-        code = model.operatorCodes[op.opcodeIndex]
-        name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-        data = [i for i in op.inputs if i >= 0 and not is_const(i)]
+        op = self.producer[t]
+        code = self.model.operatorCodes[op.opcodeIndex]
+        name = self.op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        data = [i for i in op.inputs if i >= 0 and not self.is_const(i)]
+        inputs = [self.range_of(i, fc_range, ranges) for i in data] if name != "FULLY_CONNECTED" else []
         if name == "FULLY_CONNECTED":
-            r = (low, high)
-        elif name in KEEPS_RANGE:
-            r = (min(range_of(i)[0] for i in data), max(range_of(i)[1] for i in data))
+            r = fc_range
+        elif name in KEEPS_RANGE:  # these ops copy bytes: inputs and output share one range
+            r = (min(lo for lo, _ in inputs), max(hi for _, hi in inputs))
+            ranges.update({i: r for i in data})
         elif name == "ADD":
-            lo, hi = (sum(range_of(i)[k] for i in data) for k in (0, 1))
+            lo, hi = sum(lo for lo, _ in inputs), sum(hi for _, hi in inputs)
             r = (lo, hi + (hi - lo) / 255)  # one step wider: see the module's docstring
         elif name == "MUL" and len(data) == 1:
-            c = const_value(next(i for i in op.inputs if is_const(i)))
-            r = tuple(sorted(c * v for v in range_of(data[0])))
+            c = self.scalar(next(i for i in op.inputs if self.is_const(i)))
+            r = tuple(sorted(c * v for v in inputs[0]))
         else:
             raise EdgeagError(f"unexpected {name} op before the age output; cannot fix its range")
-        for i in (data if name in KEEPS_RANGE else []):  # these ops copy bytes: input and output share params
-            ranges[i] = r
         ranges[t] = r
         return r
-
-    range_of(age)
-    for t, (lo, hi) in ranges.items():
-        scale, zero = int8_params(lo, hi)
-        q = sg.tensors[t].quantization
-        q.scale, q.zeroPoint, q.min, q.max = [scale], [zero], None, None
-    builder = flatbuffers.Builder(len(tflite))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def _text(name) -> str:

@@ -32,7 +32,7 @@ def main(model: Path, data: Path = typer.Option(..., "--data"),
         age = predict_all(clf, s.x)["age"]
         print(f"{split}: {len(age)} faces, {int((age >= cap - 0.5).sum())} within 0.5 years of the cap, "
               f"{int((s.age > cap).sum())} truly older than it; oldest prediction {age.max():.1f} years, "
-              f"{int((age > 88.3).sum())} over 88.3")
+              f"{int((age > 88.3).sum())} over the old cap of 88.3")
 
 
 if __name__ == "__main__":
