@@ -96,7 +96,8 @@ class AgeGenderClassifier:
 
     def output_range(self, head: str) -> tuple[float, float]:
         """The smallest and largest value an output head (age, gender, ethnicity) can represent; for an int8
-        output its quantization range (0-116 years for age: quantize/output_range.py), for a float one unbounded."""
+        output its quantization range (age 0-116 years, probabilities 0-1: quantize/output_range.py), for a
+        float one unbounded."""
         q = self._out_q[head]
         if not q.quantized:
             return float("-inf"), float("inf")

@@ -16,7 +16,7 @@ from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.edge.metadata import write_metadata
 from edgeag.errors import BadInputError, EdgeagError
-from edgeag.quantize.output_range import fix_age_range
+from edgeag.quantize.output_range import fix_output_ranges
 from edgeag.train.cache import CropSet
 from edgeag.train.run_folder import load_model_dir
 
@@ -211,7 +211,7 @@ def write_tflite(model, config: dict, out: str | Path, *, mode: str, representat
         model = export_model(model)
     tfl = shorten_tensor_names(convert(model, mode, representative, per_tensor=per_tensor))
     if mode == "int8":
-        tfl = fix_age_range(tfl)
+        tfl = fix_output_ranges(tfl)
     meta = build_metadata(config, mode, {"calibration_samples": int(len(representative)) if representative is not None
                                          else None, "tta": "flip" if flip_tta else None,
                                          "weight_quantization": ("per-tensor" if per_tensor else "per-channel")

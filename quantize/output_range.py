@@ -1,16 +1,19 @@
-"""A fixed int8 range for the age output, whatever the calibration faces were.
+"""Fixed int8 ranges for the outputs, whatever the calibration faces were.
 
 Full-int8 conversion gives every tensor the range its calibration crops reached. For the age output that is
 the oldest age the model predicted on them: the bundled file of 2026-12 ended at 88.3 years, so no face could
-come out older. ``fix_age_range`` rewrites the quantization of the tensors from the layer that computes the
-age (a fully-connected layer: the expectation over the age bins, or the regression head) to the ``age`` output
-so that they span 0-116 years (UTKFace's range, the metadata's ``age_range``). The ranges are carried forward
-exactly: a split or reshape keeps its input's range, an add sums its inputs' ranges, a multiplication by a
-constant scales it (the test-time flip averages the two crops' ages as add, then times 0.5). An add's range is
-widened by one step: with a step exactly twice its inputs', every odd sum is a tie, and int8 rounds ties away
-from zero, which made every age 0.11 years older on average (val's mean signed error -0.39 -> -0.29 years).
-The interpreter derives each op's requantization from these scales when it loads the file, so no weight
-changes; an age step becomes about 116/255 = 0.46 years instead of the calibration range / 255.
+come out older; its P(female) ended at 0.974, so a woman's gender confidence could not pass 0.95 while a man's
+reached 1. ``fix_output_ranges`` rewrites the quantization of the tensors from the layer that computes each
+output to the output itself: from the age layer (a fully-connected layer: the expectation over the age bins, or
+the regression head) so that they span 0-116 years (UTKFace's range, the metadata's ``age_range``), and from
+the sigmoid and softmax (whose int8 range TFLite fixes at 0-255/256) so that the probabilities span 0-1. The
+ranges are carried forward exactly: a split or reshape keeps its input's range, an add sums its inputs' ranges,
+a multiplication by a constant scales it (the test-time flip averages the two crops' outputs as add, then times
+0.5). An add's range is widened by one step: with a step exactly twice its inputs', every odd sum is a tie, and
+int8 rounds ties away from zero, which made every age 0.11 years older on average (val's mean signed error
+-0.39 -> -0.29 years). The interpreter derives each op's requantization from these scales when it loads the
+file, so no weight changes; an age step becomes about 116/255 = 0.46 years instead of the calibration
+range / 255.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from edgeag.errors import EdgeagError
 
 AGE_RANGE = (0.0, 116.0)
 KEEPS_RANGE = {"SPLIT", "RESHAPE", "SQUEEZE", "CONCATENATION"}
+PROBABILITIES = {"LOGISTIC", "SOFTMAX"}  # int8 outputs TFLite gives a fixed range (0 to 255/256)
 
 
 def int8_params(low: float, high: float) -> tuple[float, int]:
@@ -30,30 +34,31 @@ def int8_params(low: float, high: float) -> tuple[float, int]:
     return scale, int(np.clip(round(-128 - low / scale), -128, 127))
 
 
-def fix_age_range(tflite: bytes, low: float = AGE_RANGE[0], high: float = AGE_RANGE[1]) -> bytes:
-    """A copy of an int8 model whose ``age`` output, and the tensors leading to it, span [low, high] years."""
+def fix_output_ranges(tflite: bytes, age_range: tuple[float, float] = AGE_RANGE) -> bytes:
+    """A copy of an int8 model whose ``age`` output spans ``age_range`` years and whose probability outputs
+    (``gender``, ``ethnicity``) span 0-1, with the tensors leading to them."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
-    found = [(s, o.tensorIndex) for s in model.signatureDefs or [] for o in s.outputs or [] if _text(o.name) == "age"]
-    if not found:
+    outputs = {_text(o.name): (s, o.tensorIndex) for s in model.signatureDefs or [] for o in s.outputs or []}
+    if "age" not in outputs:
         raise EdgeagError("the model has no age output in its signature; cannot fix its range")
-    sig, age = found[0]
-    graph = _Graph(model, model.subgraphs[sig.subgraphIndex], schema)
-    ranges: dict[int, tuple[float, float]] = {}
-    graph.range_of(age, (low, high), ranges)
-    for t, (lo, hi) in ranges.items():
-        scale, zero = int8_params(lo, hi)
-        q = graph.sg.tensors[t].quantization
-        q.scale, q.zeroPoint, q.min, q.max = [scale], [zero], None, None
+    for name, (sig, tensor) in outputs.items():
+        graph = _Graph(model, model.subgraphs[sig.subgraphIndex], schema)
+        ranges: dict[int, tuple[float, float]] = {}
+        graph.range_of(tensor, age_range if name == "age" else None, ranges)
+        for t, (lo, hi) in ranges.items():
+            scale, zero = int8_params(lo, hi)
+            q = graph.sg.tensors[t].quantization
+            q.scale, q.zeroPoint, q.min, q.max = [scale], [zero], None, None
     builder = flatbuffers.Builder(len(tflite))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
 
 class _Graph:
-    """One subgraph of a TFLite model, for carrying value ranges forward from a fully-connected layer."""
+    """One subgraph of a TFLite model, for carrying value ranges forward from the layer that computes an output."""
 
     def __init__(self, model, sg, schema):
         self.model, self.sg = model, sg
@@ -68,25 +73,34 @@ class _Graph:
         tensor = self.sg.tensors[t]
         raw = np.frombuffer(bytes(bytearray(self.model.buffers[tensor.buffer].data)), np.int8)
         if raw.size != 1:
-            raise EdgeagError("the age output is multiplied by a non-scalar constant; cannot fix its range")
+            raise EdgeagError("an output is multiplied by a non-scalar constant; cannot fix its range")
         q = tensor.quantization
         return float((raw[0] - q.zeroPoint[0]) * q.scale[0])
 
-    def range_of(self, t: int, fc_range: tuple[float, float], ranges: dict) -> tuple[float, float]:
-        """The range of tensor ``t`` if the fully-connected layer before it spans ``fc_range``; records every
-        tensor on the way in ``ranges``."""
+    def own_range(self, t: int) -> tuple[float, float]:
+        q = self.sg.tensors[t].quantization
+        return float((-128 - q.zeroPoint[0]) * q.scale[0]), float((127 - q.zeroPoint[0]) * q.scale[0])
+
+    def range_of(self, t: int, fc_range: tuple[float, float] | None, ranges: dict) -> tuple[float, float]:
+        """The range of tensor ``t`` if the fully-connected layer before it spans ``fc_range`` (None: ``t`` must
+        come from a sigmoid or softmax); records every tensor on the way in ``ranges``."""
         if t in ranges:
             return ranges[t]
         op = self.producer[t]
         code = self.model.operatorCodes[op.opcodeIndex]
         name = self.op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        if name in PROBABILITIES:
+            return self.own_range(t)  # already fixed by TFLite: left as it is
+        if name == "FULLY_CONNECTED" and fc_range is not None:
+            ranges[t] = fc_range
+            return fc_range
         data = [i for i in op.inputs if i >= 0 and not self.is_const(i)]
-        inputs = [self.range_of(i, fc_range, ranges) for i in data] if name != "FULLY_CONNECTED" else []
-        if name == "FULLY_CONNECTED":
-            r = fc_range
-        elif name in KEEPS_RANGE:  # these ops copy bytes: inputs and output share one range
+        if name == "FULLY_CONNECTED" or not data:
+            raise EdgeagError(f"unexpected {name} op before an output; cannot fix its range")
+        inputs = [self.range_of(i, fc_range, ranges) for i in data]
+        if name in KEEPS_RANGE:  # these ops copy bytes: inputs and output share one range
             r = (min(lo for lo, _ in inputs), max(hi for _, hi in inputs))
-            ranges.update({i: r for i in data})
+            ranges.update({i: r for i in data if i in ranges})
         elif name == "ADD":
             lo, hi = sum(lo for lo, _ in inputs), sum(hi for _, hi in inputs)
             r = (lo, hi + (hi - lo) / 255)  # one step wider: see the module's docstring
@@ -94,7 +108,7 @@ class _Graph:
             c = self.scalar(next(i for i in op.inputs if self.is_const(i)))
             r = tuple(sorted(c * v for v in inputs[0]))
         else:
-            raise EdgeagError(f"unexpected {name} op before the age output; cannot fix its range")
+            raise EdgeagError(f"unexpected {name} op before an output; cannot fix its range")
         ranges[t] = r
         return r
 

@@ -65,9 +65,10 @@ edgeag quantize "$OUT/cycle13" "${T[@]}" --out "$OUT/cycle13/edgeag_default.tfli
 #     averaged gained on val's clean faces only; another cycle at lr 0.0007 from its file lost: MODEL_CARD.md).
 edgeag train "${T[@]}" --out "$OUT" --seed "$((SEED + 27))" "${MODEL[@]}" --input-size 112 --epochs 14 \
     --patience 14 --lr 0.0007 --gender-smoothing 0.1 --max-brightening 4 --init-from "$OUT/cycle13/edgeag_default.tflite"
-# 16. Converted as in step 10. (`edgeag quantize` now gives the int8 age output a fixed 0-116 year range,
-#     quantize/output_range.py; the bundled file was converted before that and then got the same range in place:
-#     python -c "from pathlib import Path; from edgeag.quantize.output_range import fix_age_range as f;
+# 16. Converted as in step 10. (`edgeag quantize` now gives the int8 age output a fixed 0-116 year range and
+#     the probabilities 0-1, quantize/output_range.py; the bundled file was converted before that and then got
+#     the same ranges in place:
+#     python -c "from pathlib import Path; from edgeag.quantize.output_range import fix_output_ranges as f;
 #     p = Path('edge/models/edgeag_default.tflite'); p.write_bytes(f(p.read_bytes()))")
 edgeag quantize "$OUT" "${T[@]}" --out "$OUT/edgeag_default.tflite" "${Q[@]}"
 edgeag evaluate "$OUT/edgeag_default.tflite" "${T[@]}" --split val --corruptions middle --limit 800 \
