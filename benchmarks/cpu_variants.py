@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeag.benchmarks.common import exits_cleanly
+from edgeag.edge.tflite_file import op_name, pack_model, unpack_model
 from edgeag.errors import BadInputError
 
 VARIANTS = ("float32", "float16", "noflip", "noflip_float32", "noflip_float16")
@@ -35,25 +36,6 @@ def _schema():
     from ai_edge_litert import schema_py_generated as schema
 
     return schema
-
-
-def load(buf: bytes):
-    return _schema().ModelT.InitFromPackedBuf(buf, 0)
-
-
-def pack(model) -> bytes:
-    import flatbuffers
-
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def _op_name(model, op) -> str:
-    s = _schema()
-    code = model.operatorCodes[op.opcodeIndex]
-    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
-    return names[max(code.builtinCode, code.deprecatedBuiltinCode)]
 
 
 def _opcode(model, name: str) -> int:
@@ -91,7 +73,7 @@ def to_float32(model):
     g = m.subgraphs[0]
     graph_input = g.inputs[0]
     for op in g.operators:  # the input QUANTIZE (uint8 -> int8) becomes DEQUANTIZE (uint8 -> float32)
-        if _op_name(m, op) == "QUANTIZE" and op.inputs[0] == graph_input:
+        if op_name(m, op) == "QUANTIZE" and op.inputs[0] == graph_input:
             op.opcodeIndex = _opcode(m, "DEQUANTIZE")
             op.builtinOptionsType, op.builtinOptions = 0, None
     for i, t in enumerate(g.tensors):
@@ -114,7 +96,7 @@ def to_float16(model_f32):
     m = copy.deepcopy(model_f32)
     g = m.subgraphs[0]
     deq = _opcode(m, "DEQUANTIZE")
-    weights = {op.inputs[1] for op in g.operators if _op_name(m, op) in ("CONV_2D", "DEPTHWISE_CONV_2D",
+    weights = {op.inputs[1] for op in g.operators if op_name(m, op) in ("CONV_2D", "DEPTHWISE_CONV_2D",
                                                                          "FULLY_CONNECTED")}
     new_ops = []
     for i in sorted(weights):
@@ -140,7 +122,7 @@ def strip_flip(model):
     m = copy.deepcopy(model)
     g = m.subgraphs[0]
     ops = list(g.operators)
-    by_name = [(_op_name(m, op), op) for op in ops]
+    by_name = [(op_name(m, op), op) for op in ops]
     rev = next(op for n, op in by_name if n == "REVERSE_V2")
     cat = next(op for n, op in by_name if n == "CONCATENATION" and rev.outputs[0] in op.inputs)
     unflipped, doubled = cat.inputs[0], cat.outputs[0]
@@ -175,7 +157,7 @@ def make_variant(buf: bytes, name: str) -> tuple[bytes, dict]:
     from edgeag.edge.metadata import read_metadata, write_metadata
 
     meta = read_metadata(buf)
-    m = load(buf)
+    m = unpack_model(buf)
     if name.startswith("noflip"):
         m = strip_flip(m)
         meta["tta"] = None
@@ -188,7 +170,7 @@ def make_variant(buf: bytes, name: str) -> tuple[bytes, dict]:
         meta["mode"] = name.rsplit("_", 1)[-1]
         meta["derived_from"] = "the int8 file's weights, dequantised (benchmarks/cpu_variants.py)"
     drop_unused_buffers(m)
-    return write_metadata(pack(m), meta), meta
+    return write_metadata(pack_model(m), meta), meta
 
 
 @exits_cleanly

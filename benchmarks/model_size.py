@@ -15,15 +15,14 @@ import sys
 from pathlib import Path
 
 from edgeag.benchmarks.common import exits_cleanly
+from edgeag.edge.tflite_file import unpack_model
 from edgeag.errors import BadInputError
 
 
 def size_breakdown(path: str | Path) -> dict:
     """Bytes of a TFLite file by kind, and its largest constant tensors."""
-    from ai_edge_litert import schema_py_generated as schema
-
     raw = Path(path).read_bytes()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(raw, 0))
+    model = unpack_model(raw)
     const_bytes, scales, zero_points, tensors, largest = 0, 0, 0, 0, []
     for sg in model.subgraphs or []:
         for t in sg.tensors or []:

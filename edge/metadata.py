@@ -15,6 +15,7 @@ import json
 import struct
 from pathlib import Path
 
+from edgeag.edge.tflite_file import pack_model, unpack_model
 from edgeag.errors import ModelError
 
 METADATA_NAME = "edgeag"
@@ -55,11 +56,10 @@ def read_metadata(model: bytes | str | Path, name: str | None = None) -> dict:
 
 def write_metadata(tflite: bytes, meta: dict) -> bytes:
     """A copy of the model with ``meta`` embedded (replacing any earlier edgeag entry)."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     meta = {"format": METADATA_FORMAT, **meta}
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    model = unpack_model(tflite)
     buffer = schema.BufferT()
     buffer.data = list(json.dumps(meta, sort_keys=True).encode("utf-8"))
     model.buffers.append(buffer)
@@ -68,9 +68,7 @@ def write_metadata(tflite: bytes, meta: dict) -> bytes:
     entry.buffer = len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
     model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(tflite) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack_model(model, len(tflite) + 4096)
 
 
 def _read(path: Path) -> bytes:

@@ -15,6 +15,7 @@ import numpy as np
 from edgeag._version import __version__
 from edgeag.edge.crop import CropSpec
 from edgeag.edge.metadata import write_metadata
+from edgeag.edge.tflite_file import pack_model, unpack_model
 from edgeag.errors import BadInputError, EdgeagError
 from edgeag.quantize.output_range import fix_output_ranges
 from edgeag.train.cache import CropSet
@@ -132,10 +133,7 @@ def shorten_tensor_names(tflite: bytes) -> bytes:
     runtime finds its input and outputs through the signature, by index, and those tensors keep their
     names; inner names only matter to graph viewers. Weights and graph are untouched.
     """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    model = unpack_model(tflite)
     for sg_index, sg in enumerate(model.subgraphs or []):
         keep = set(sg.inputs if sg.inputs is not None else []) | set(sg.outputs if sg.outputs is not None else [])
         for sig in model.signatureDefs or []:
@@ -144,9 +142,7 @@ def shorten_tensor_names(tflite: bytes) -> bytes:
         for i, t in enumerate(sg.tensors or []):
             if i not in keep:
                 t.name = f"t{i}"
-    builder = flatbuffers.Builder(len(tflite))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack_model(model, len(tflite))
 
 
 def sample_calibration(crops: CropSet, samples: int, seed: int = 0) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeag.edge.tflite_file import op_name, pack_model, unpack_model
 from edgeag.errors import EdgeagError
 
 AGE_RANGE = (0.0, 116.0)
@@ -37,32 +38,26 @@ def int8_params(low: float, high: float) -> tuple[float, int]:
 def fix_output_ranges(tflite: bytes, age_range: tuple[float, float] = AGE_RANGE) -> bytes:
     """A copy of an int8 model whose ``age`` output spans ``age_range`` years and whose probability outputs
     (``gender``, ``ethnicity``) span 0-1, with the tensors leading to them."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    model = unpack_model(tflite)
     outputs = {_text(o.name): (s, o.tensorIndex) for s in model.signatureDefs or [] for o in s.outputs or []}
     if "age" not in outputs:
         raise EdgeagError("the model has no age output in its signature; cannot fix its range")
     for name, (sig, tensor) in outputs.items():
-        graph = _Graph(model, model.subgraphs[sig.subgraphIndex], schema)
+        graph = _Graph(model, model.subgraphs[sig.subgraphIndex])
         ranges: dict[int, tuple[float, float]] = {}
         graph.range_of(tensor, age_range if name == "age" else None, ranges)
         for t, (lo, hi) in ranges.items():
             scale, zero = int8_params(lo, hi)
             q = graph.sg.tensors[t].quantization
             q.scale, q.zeroPoint, q.min, q.max = [scale], [zero], None, None
-    builder = flatbuffers.Builder(len(tflite))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack_model(model, len(tflite))
 
 
 class _Graph:
     """One subgraph of a TFLite model, for carrying value ranges forward from the layer that computes an output."""
 
-    def __init__(self, model, sg, schema):
+    def __init__(self, model, sg):
         self.model, self.sg = model, sg
-        self.op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
         self.producer = {t: op for op in sg.operators for t in op.outputs}
 
     def is_const(self, t: int) -> bool:
@@ -87,8 +82,7 @@ class _Graph:
         if t in ranges:
             return ranges[t]
         op = self.producer[t]
-        code = self.model.operatorCodes[op.opcodeIndex]
-        name = self.op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        name = op_name(self.model, op)
         if name in PROBABILITIES:
             return self.own_range(t)  # already fixed by TFLite: left as it is
         if name == "FULLY_CONNECTED" and fc_range is not None:
